@@ -1,0 +1,70 @@
+"""Settings: defaults live here, a TOML file may override them, one model validates both.
+
+Looked up in order: the path in $SCHEDCP_CONFIG, then ~/.config/schedcp/config.toml. A missing
+file means defaults; a malformed one is an error (silently ignoring a typo would run the
+sandbox with settings the user did not ask for).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from schedcp.errors import ConfigError
+
+
+def _default_cache() -> Path:
+    if env := os.environ.get("SCHEDCP_CACHE"):
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "schedcp"
+
+
+class SandboxSettings(BaseModel):
+    """How the sandbox VM is booted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kernel: str = Field("newest", description="kernel ABI name in the cache (e.g. 7.3.4+deb13-amd64) or 'newest'")
+    vcpus: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1, le=64)
+    memory_mb: int = Field(2048, ge=256, le=65536)
+    accel: Literal["auto", "kvm", "tcg"] = "auto"
+    qemu: str = "qemu-system-x86_64"
+    boot_timeout_s: float = Field(180.0, gt=0, description="boot to a ready guest agent; TCG needs ~7 s")
+    command_timeout_s: float = Field(600.0, gt=0, description="default limit for one command in the guest")
+
+
+class Settings(BaseModel):
+    """All of schedcp's settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cache_dir: Path = Field(default_factory=_default_cache)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)  # type: ignore[arg-type]
+
+    @property
+    def kernels_dir(self) -> Path:
+        return self.cache_dir / "kernels"
+
+
+def config_path() -> Path:
+    if env := os.environ.get("SCHEDCP_CONFIG"):
+        return Path(env)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "schedcp" / "config.toml"
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read the settings file (if any) over the defaults."""
+    path = path or config_path()
+    if not path.exists():
+        return Settings()
+    try:
+        data = tomllib.loads(path.read_text())
+        return Settings.model_validate(data)
+    except (tomllib.TOMLDecodeError, ValidationError) as exc:
+        raise ConfigError(f"invalid settings file {path}: {exc}\nFix or remove it; defaults apply without it.") from exc
