@@ -35,6 +35,7 @@ from typing import Any
 from schedcp.config import Settings, load_settings
 from schedcp.errors import CommandTimeout, LostVMError, SandboxError
 from schedcp.models import BootInfo, CommandResult
+from schedcp.runner import stage_into
 from schedcp.sandbox import initramfs
 from schedcp.sandbox.kernel import Kernel, find_kernel
 from schedcp.sandbox.qemu import PORT_NAME, ROOT_TAG, QemuSpec, Share, check_qemu, choose_accel
@@ -248,6 +249,14 @@ class Sandbox:
                 f"{' '.join(argv)} exited with {result.rc} in the sandbox\n{result.stderr[-4000:]}"
             )
         return result
+
+    def stage(self, path: Path) -> str:
+        """Copy a host file into the scratch share, which the guest sees at the same path.
+
+        The read-only root is mounted with cache=loose, so a file created on the host after
+        boot may be invisible there; the scratch share is uncached.
+        """
+        return str(stage_into(self.scratch, path))
 
     def read_text(self, path: str, timeout: float = 30.0) -> str:
         return self.run(["cat", path], timeout=timeout, check=True).stdout

@@ -142,7 +142,7 @@ class Agent:
                 stdin=stdin,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                cwd=req.get("cwd") or "/",
+                cwd=req.get("cwd") or "/tmp",
                 env=env,
                 start_new_session=True,
             )

@@ -1,0 +1,208 @@
+"""Attach, inspect and detach a compiled sched_ext policy through bpftool, wherever it runs.
+
+Why bpftool rather than a ctypes binding to libbpf: `bpftool struct_ops register OBJ DIR`
+opens, verifies, attaches *and pins* the struct_ops link in one audited tool that Debian
+ships matched to its libbpf; pinning is what keeps the scheduler attached after the loader
+exits, so no long-lived loader process of ours has to stay alive (and be kept schedulable
+under a scheduler that may stall). Tunables are already in the object (rodata.py); stats are
+read with `bpftool map dump`, which renders values through the object's BTF.
+
+Never trust the loader's exit code alone: a scheduler can attach and be disabled by the
+kernel a moment later. Every step re-reads /sys/kernel/sched_ext.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from schedcp.errors import DeployError, SchedcpError, VerifierRejected
+from schedcp.runner import CommandRunner
+
+SCX_SYSFS = "/sys/kernel/sched_ext"
+PIN_ROOT = "/sys/fs/bpf/schedcp"
+_DISABLED = re.compile(r'sched_ext: BPF scheduler "(?P<name>[^"]+)" disabled \((?P<reason>[^)]*)\)')
+_VERIFIER_MARKERS = ("BEGIN PROG LOAD LOG", "failed to load", "Permission denied", "Invalid argument",
+                     "processed ", "R0 ", "invalid", "unbounded")
+
+
+@dataclass
+class ScxState:
+    """The kernel's view of sched_ext at one moment."""
+
+    state: str  # enabled | disabled | enabling | disabling
+    ops: str | None  # name of the attached scheduler, None when none is
+    enable_seq: int
+
+    @property
+    def enabled(self) -> bool:
+        return self.state == "enabled"
+
+
+@dataclass
+class Attached:
+    """A policy attached by us: where its link is pinned and how to find its maps."""
+
+    name: str
+    obj_name: str  # libbpf object name (file name up to the first dot); prefixes its maps
+    pin_dir: str
+    load_s: float
+    load_log: str = ""
+    state: ScxState | None = None
+
+
+@dataclass
+class Ejection:
+    """Why the kernel disabled a scheduler, from dmesg and from the policy's own exit record."""
+
+    reason: str
+    details: list[str] = field(default_factory=list)
+
+
+def read_state(runner: CommandRunner, timeout: float = 30.0) -> ScxState:
+    script = (
+        f"cat {SCX_SYSFS}/state; "
+        f"cat {SCX_SYSFS}/root/ops 2>/dev/null || echo -; "
+        f"cat {SCX_SYSFS}/enable_seq 2>/dev/null || echo 0"
+    )
+    res = runner.run(["sh", "-c", script], timeout=timeout)
+    lines = res.stdout.split("\n")
+    if res.rc != 0 or len(lines) < 3 or not lines[0]:
+        raise DeployError(
+            f"cannot read {SCX_SYSFS}: {res.stderr.strip() or res.stdout.strip()}; "
+            "this kernel may lack sched_ext (CONFIG_SCHED_CLASS_EXT)"
+        )
+    ops = lines[1].strip()
+    return ScxState(state=lines[0].strip(), ops=None if ops in ("-", "") else ops,
+                    enable_seq=int(lines[2].strip() or 0))
+
+
+def wait_state(runner: CommandRunner, want: str, timeout: float = 15.0) -> ScxState:
+    """Poll until the state is `want` (the kernel finishes enabling/disabling asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st = read_state(runner)
+        if st.state == want or time.monotonic() > deadline:
+            return st
+        time.sleep(0.1)
+
+
+def dmesg_lines(runner: CommandRunner) -> list[str]:
+    res = runner.run(["dmesg"], timeout=30.0)
+    return res.stdout.splitlines()
+
+
+def find_ejection(lines: Sequence[str], name: str) -> Ejection | None:
+    """The last `disabled (REASON)` line for scheduler `name` and the kernel's detail lines after it."""
+    for i in range(len(lines) - 1, -1, -1):
+        m = _DISABLED.search(lines[i])
+        if m and m.group("name") == name:
+            details = []
+            for line in lines[i + 1 : i + 8]:
+                if "sched_ext:" in line and "enabled" not in line:
+                    details.append(line.split("sched_ext:", 1)[1].strip())
+            return Ejection(reason=m.group("reason"), details=details)
+    return None
+
+
+def attach(runner: CommandRunner, obj_path: str, name: str, timeout: float = 180.0) -> Attached:
+    """Load `obj_path` (already staged for the runner) and attach it as the system scheduler.
+
+    Raises VerifierRejected with the kernel verifier's log when the kernel refuses the
+    programs, DeployError when another scheduler is attached or attaching fails otherwise.
+    The returned state may show the policy already disabled: the caller decides what an
+    ejection means (the dynamic verifier expects some).
+    """
+    before = read_state(runner)
+    if before.state != "disabled":
+        raise DeployError(
+            f"another sched_ext scheduler is attached ({before.ops or before.state}); detach it first"
+        )
+    obj_name = obj_path.rsplit("/", 1)[-1].split(".", 1)[0]
+    pin_dir = f"{PIN_ROOT}/{obj_name}"
+    t0 = time.monotonic()
+    res = runner.run(
+        ["sh", "-c", 'mkdir -p "$1" && exec bpftool struct_ops register "$2" "$1"', "attach", pin_dir, obj_path],
+        timeout=timeout,
+    )
+    load_s = time.monotonic() - t0
+    log = (res.stderr + res.stdout).strip()
+    if res.timed_out:
+        runner.run(["rm", "-rf", pin_dir], timeout=30.0)
+        raise VerifierRejected(
+            f"loading {name} did not finish within {timeout:g} s (kernel verifier or attach hung); "
+            "treat as rejected: simplify the program or raise the load timeout", log)
+    if res.rc != 0:
+        runner.run(["rm", "-rf", pin_dir], timeout=30.0)
+        if any(marker in log for marker in _VERIFIER_MARKERS):
+            raise VerifierRejected(f"the kernel's BPF verifier rejected {name}", _trim_log(log))
+        raise DeployError(f"bpftool could not attach {name} (exit {res.rc}):\n{log[-4000:]}")
+    state = read_state(runner)
+    if state.state == "enabling":
+        state = wait_state(runner, "enabled")
+    return Attached(name=name, obj_name=obj_name, pin_dir=pin_dir, load_s=load_s, load_log=log, state=state)
+
+
+def _trim_log(log: str, limit: int = 200) -> str:
+    """Keep the verifier log readable: the tail holds the failing instruction and reason."""
+    lines = log.splitlines()
+    if len(lines) <= limit:
+        return log
+    return "\n".join([*lines[:20], f"... ({len(lines) - limit} lines omitted) ...", *lines[-(limit - 20):]])
+
+
+def detach(runner: CommandRunner, attached: Attached, timeout: float = 30.0) -> ScxState:
+    """Remove the pinned link (the kernel then disables the scheduler) and wait for it."""
+    res = runner.run(["rm", "-rf", attached.pin_dir], timeout=timeout)
+    if res.rc != 0:
+        raise DeployError(f"cannot remove {attached.pin_dir}: {res.stderr.strip()}")
+    state = wait_state(runner, "disabled", timeout=timeout)
+    if state.state != "disabled":
+        raise DeployError(f"{attached.name} still {state.state} {timeout:g} s after its link was removed")
+    return state
+
+
+def internal_map_name(obj_name: str, section: str) -> str:
+    """libbpf's name for an object's .bss/.data/.rodata map: the object name cut to 8 characters
+    (room for the longest suffix, ".rodata", in the kernel's 15-character limit) plus the section."""
+    return f"{obj_name[:8]}.{section}"
+
+
+def _map_ids(runner: CommandRunner, map_name: str) -> list[int]:
+    res = runner.run(["bpftool", "-j", "map", "show"], timeout=60.0)
+    if res.rc != 0:
+        raise SchedcpError(f"bpftool map show failed: {res.stderr.strip()}")
+    return [int(m["id"]) for m in json.loads(res.stdout or "[]") if m.get("name") == map_name]
+
+
+def read_datasec(runner: CommandRunner, attached: Attached, section: str = "bss") -> dict[str, Any]:
+    """The policy's global variables in one data section (counters live in .bss), by name."""
+    map_name = internal_map_name(attached.obj_name, section)
+    ids = _map_ids(runner, map_name)
+    if not ids:
+        return {}
+    res = runner.run(["bpftool", "-j", "map", "dump", "id", str(max(ids))], timeout=60.0)
+    if res.rc != 0:
+        raise SchedcpError(f"bpftool map dump failed: {res.stderr.strip()}")
+    return parse_datasec_dump(res.stdout)
+
+
+def parse_datasec_dump(text: str) -> dict[str, Any]:
+    """Flatten bpftool's BTF-formatted dump of a datasec map into {variable: value}."""
+    entries = json.loads(text or "[]")
+    out: dict[str, Any] = {}
+    for entry in entries:
+        formatted = entry.get("formatted", entry)
+        value = formatted.get("value", {})
+        if not isinstance(value, dict):
+            continue
+        for section_vars in value.values():
+            if isinstance(section_vars, list):
+                for var in section_vars:
+                    if isinstance(var, dict):
+                        out.update(var)
+    return out

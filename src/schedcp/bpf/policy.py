@@ -1,0 +1,180 @@
+"""Policy folders and their metadata (policy.toml): names, tunables, stats.
+
+A policy folder holds `<name>.bpf.c`, `policy.toml` and `README.md`; the folder name, the
+source file name, the ops table and its `.name` all agree. The source is named after the
+policy, not `policy.bpf.c`, because libbpf names an object's maps after the file
+(`fifo.bss`), which keeps the maps of a loaded policy recognisable in `bpftool map`.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from schedcp.errors import PolicyError, PolicyNotFound
+
+TunableType = Literal["u32", "u64", "s32", "s64", "bool"]
+TunableValue = int | bool
+
+_RANGES: dict[str, tuple[int, int]] = {
+    "u32": (0, 2**32 - 1),
+    "u64": (0, 2**64 - 1),
+    "s32": (-(2**31), 2**31 - 1),
+    "s64": (-(2**63), 2**63 - 1),
+    "bool": (0, 1),
+}
+SIZES = {"u32": 4, "u64": 8, "s32": 4, "s64": 8, "bool": 1}
+_DURATION = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+
+
+class TunableSpec(BaseModel):
+    """One `const volatile` knob of a policy, set before load."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: TunableType
+    default: TunableValue
+    unit: str | None = None
+    min: int | None = None
+    max: int | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _default_in_range(self) -> TunableSpec:
+        lo, hi = _RANGES[self.type]
+        self.min = lo if self.min is None else self.min
+        self.max = hi if self.max is None else self.max
+        if not lo <= self.min <= self.max <= hi:
+            raise ValueError(f"range [{self.min}, {self.max}] does not fit type {self.type}")
+        if not self.min <= int(self.default) <= self.max:
+            raise ValueError(f"default {self.default} outside [{self.min}, {self.max}]")
+        return self
+
+    def parse(self, name: str, text: str) -> TunableValue:
+        """Parse a command-line value; durations take ns/us/ms/s suffixes when the unit is ns."""
+        raw = text.strip().lower().replace("_", "")
+        value: int
+        if self.type == "bool":
+            if raw in ("1", "true", "yes", "on"):
+                return True
+            if raw in ("0", "false", "no", "off"):
+                return False
+            raise PolicyError(f"tunable {name} is a bool; give true or false, not {text!r}")
+        m = re.fullmatch(r"(-?\d+)(ns|us|ms|s)?", raw)
+        if not m:
+            raise PolicyError(f"tunable {name} takes an integer{' duration' if self.unit == 'ns' else ''}, not {text!r}")
+        value = int(m.group(1))
+        if m.group(2):
+            if self.unit != "ns":
+                raise PolicyError(f"tunable {name} is in {self.unit or 'plain numbers'}; drop the {m.group(2)!r} suffix")
+            value *= _DURATION[m.group(2)]
+        return self.check(name, value)
+
+    def check(self, name: str, value: TunableValue) -> TunableValue:
+        assert self.min is not None and self.max is not None
+        if self.type == "bool":
+            if not isinstance(value, bool) and value not in (0, 1):
+                raise PolicyError(f"tunable {name} is a bool, got {value!r}")
+            return bool(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise PolicyError(f"tunable {name} takes an integer, got {value!r}")
+        if not self.min <= value <= self.max:
+            unit = f" {self.unit}" if self.unit else ""
+            raise PolicyError(f"tunable {name}={value}{unit} is outside its range [{self.min}, {self.max}]{unit}")
+        return value
+
+
+class StatSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    description: str = ""
+
+
+class PolicySpec(BaseModel):
+    """The contents of policy.toml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    version: str = "0.1.0"
+    summary: str
+    description: str = ""
+    workload_classes: list[str] = Field(default_factory=list)
+    unsuited_classes: list[str] = Field(default_factory=list)
+    kernel_features: list[str] = Field(default_factory=lambda: ["sched_ext"])
+    tunables: dict[str, TunableSpec] = Field(default_factory=dict)
+    stats: dict[str, StatSpec] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A policy folder on disk with its validated metadata."""
+
+    path: Path
+    spec: PolicySpec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def source(self) -> Path:
+        return self.path / f"{self.spec.name}.bpf.c"
+
+    def resolve_tunables(self, overrides: dict[str, str] | None = None) -> dict[str, TunableValue]:
+        """Defaults overlaid with `overrides` (name -> text), every value range-checked."""
+        values: dict[str, TunableValue] = {k: t.default for k, t in self.spec.tunables.items()}
+        for key, text in (overrides or {}).items():
+            if key not in self.spec.tunables:
+                known = ", ".join(sorted(self.spec.tunables)) or "none"
+                raise PolicyError(f"policy {self.name} has no tunable {key!r} (it has: {known})")
+            values[key] = self.spec.tunables[key].parse(key, text)
+        return values
+
+
+def builtin_dir() -> Path:
+    return Path(str(resources.files("schedcp.policies")))
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and check one policy folder."""
+    meta = path / "policy.toml"
+    if not meta.exists():
+        raise PolicyError(f"{path} has no policy.toml; every policy needs its metadata (name, summary, tunables)")
+    try:
+        spec = PolicySpec.model_validate(tomllib.loads(meta.read_text()))
+    except (tomllib.TOMLDecodeError, ValidationError) as exc:
+        raise PolicyError(f"invalid {meta}: {exc}") from exc
+    if not _NAME.match(spec.name):
+        raise PolicyError(f"policy name {spec.name!r} must be lower-case letters, digits and _ (max 31)")
+    if spec.name != path.name:
+        raise PolicyError(f"policy {spec.name!r} lives in folder {path.name!r}; the two must agree")
+    policy = Policy(path=path, spec=spec)
+    if not policy.source.exists():
+        raise PolicyError(f"policy {spec.name} has no source file {policy.source}")
+    return policy
+
+
+def builtin_policies() -> list[Policy]:
+    root = builtin_dir()
+    return [load_policy(d) for d in sorted(root.iterdir()) if (d / "policy.toml").exists()]
+
+
+def find_policy(name_or_path: str) -> Policy:
+    """A built-in policy by name, or a policy folder by path."""
+    candidate = Path(name_or_path)
+    if "/" in name_or_path or candidate.is_dir():
+        if not candidate.is_dir():
+            raise PolicyNotFound(f"no policy folder at {candidate}")
+        return load_policy(candidate.resolve())
+    folder = builtin_dir() / name_or_path
+    if not (folder / "policy.toml").exists():
+        names = ", ".join(p.name for p in builtin_policies()) or "none"
+        raise PolicyNotFound(f"no policy named {name_or_path!r}; built-in policies: {names}")
+    return load_policy(folder)

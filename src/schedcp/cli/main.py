@@ -1,0 +1,285 @@
+"""`schedcp` command line: a thin adapter over the service API; `--json` everywhere."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from schedcp import __version__
+from schedcp.config import Settings, load_settings
+from schedcp.errors import SchedcpError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="schedcp: profile workloads, verify sched_ext policies, run them safely.")
+sandbox_app = typer.Typer(no_args_is_help=True, help="The sched_ext sandbox VM.")
+policy_app = typer.Typer(no_args_is_help=True, help="Scheduler policies: list, build, run.")
+app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(policy_app, name="policy")
+
+err = Console(stderr=True)
+out = Console()
+T = TypeVar("T")
+
+EXIT_EJECTED = 3
+EXIT_TIMEOUT = 124
+PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", min=1, help="seconds the command may run")]
+VcpuOpt = Annotated[int | None, typer.Option("--vcpus", min=1, help="guest CPUs (default: host cores)")]
+MemOpt = Annotated[int | None, typer.Option("--memory", min=256, help="guest memory in MiB")]
+ShareOpt = Annotated[list[Path] | None, typer.Option("--share", help="host folder the guest may write (repeatable)")]
+CmdArg = Annotated[list[str], typer.Argument(help="the command to run, after --")]
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="log progress to stderr")] = False,
+) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def _settings(vcpus: int | None = None, memory: int | None = None) -> Settings:
+    settings = load_settings()
+    if vcpus is not None:
+        settings.sandbox.vcpus = vcpus
+    if memory is not None:
+        settings.sandbox.memory_mb = memory
+    return settings
+
+
+def _guarded(fn: Callable[[], T]) -> T:
+    """The CLI boundary: our errors become a message and exit 1, never a traceback."""
+    try:
+        return fn()
+    except SchedcpError as exc:
+        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from exc
+    except KeyboardInterrupt:
+        err.print("interrupted; the sandbox was shut down")
+        raise typer.Exit(130) from None
+
+
+@contextmanager
+def _status(text: str, quiet: bool) -> Iterator[None]:
+    if quiet or not err.is_terminal:
+        yield
+        return
+    with err.status(text):
+        yield
+
+
+def _emit_json(obj: BaseModel | dict[str, Any]) -> None:
+    data = obj.model_dump(mode="json") if isinstance(obj, BaseModel) else obj
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def _parse_sets(sets: list[str] | None) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for item in sets or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SchedcpError(f"--set takes NAME=VALUE, got {item!r}")
+        parsed[key.strip()] = value
+    return parsed
+
+
+@app.command()
+def version() -> None:
+    """Print schedcp's version."""
+    out.print(__version__)
+
+
+# -- sandbox ------------------------------------------------------------------------------
+
+
+@sandbox_app.command("run", context_settings=PASSTHROUGH)
+def sandbox_run(
+    command: CmdArg,
+    timeout: TimeoutOpt = 600.0,
+    vcpus: VcpuOpt = None,
+    memory: MemOpt = None,
+    share: ShareOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Boot the sandbox, run COMMAND in it, shut it down; exits with the command's exit code."""
+    from schedcp.sandbox import run_once
+
+    def go() -> None:
+        settings = _settings(vcpus, memory)
+        with _status("booting the sched_ext sandbox...", as_json):
+            result, info = run_once(command, settings=settings, timeout=timeout, shares=share or [])
+        if as_json:
+            _emit_json({"boot": info.model_dump(), "result": result.model_dump()})
+        else:
+            sys.stdout.write(result.stdout)
+            sys.stderr.write(result.stderr)
+            err.print(f"[dim]sandbox: kernel {info.kernel}, {info.accel}, {info.vcpus} vCPUs, boot {info.boot_s:.1f} s, "
+                      f"command {result.duration_s:.2f} s, exit {result.rc}[/]")
+        if result.timed_out:
+            err.print(f"[red]the command timed out after {timeout:g} s and was killed[/]")
+            raise typer.Exit(EXIT_TIMEOUT)
+        raise typer.Exit(result.rc if 0 <= result.rc < 256 else 1)
+
+    _guarded(go)
+
+
+@sandbox_app.command("info")
+def sandbox_info(as_json: JsonOpt = False) -> None:
+    """Show what the sandbox would boot: kernel, accelerator, QEMU; fails with advice if setup is missing."""
+    from schedcp.sandbox.kernel import find_kernel
+    from schedcp.sandbox.qemu import choose_accel, qemu_version
+
+    def go() -> None:
+        settings = load_settings()
+        kernel = find_kernel(settings.kernels_dir, settings.sandbox.kernel)
+        major, minor = qemu_version(settings.sandbox.qemu)
+        info = {
+            "kernel": kernel.release, "kernel_dir": str(kernel.root), "accel": choose_accel(settings.sandbox.accel),
+            "qemu": f"{major}.{minor}", "vcpus": settings.sandbox.vcpus, "memory_mb": settings.sandbox.memory_mb,
+            "sched_ext": kernel.config().get("CONFIG_SCHED_CLASS_EXT") == "y",
+        }
+        if as_json:
+            _emit_json(info)
+        else:
+            for k, v in info.items():
+                out.print(f"{k:>10}: {v}")
+
+    _guarded(go)
+
+
+# -- policies -----------------------------------------------------------------------------
+
+
+@policy_app.command("list")
+def policy_list(as_json: JsonOpt = False) -> None:
+    """List the built-in policies."""
+    from schedcp.bpf.policy import builtin_policies
+
+    def go() -> None:
+        policies = builtin_policies()
+        if as_json:
+            _emit_json({"policies": [p.spec.model_dump() for p in policies]})
+            return
+        table = Table("name", "version", "summary", "suits")
+        for p in policies:
+            table.add_row(p.name, p.spec.version, p.spec.summary, ", ".join(p.spec.workload_classes))
+        out.print(table)
+
+    _guarded(go)
+
+
+@policy_app.command("show")
+def policy_show(name: str, as_json: JsonOpt = False) -> None:
+    """Show one policy's metadata and tunables."""
+    from schedcp.bpf.policy import find_policy
+
+    def go() -> None:
+        p = find_policy(name)
+        if as_json:
+            _emit_json({"path": str(p.path), **p.spec.model_dump()})
+            return
+        out.print(f"[bold]{p.name}[/] {p.spec.version} — {p.spec.summary}\n{p.spec.description}\n")
+        table = Table("tunable", "type", "default", "range", "unit", "description")
+        for key, t in p.spec.tunables.items():
+            table.add_row(key, t.type, str(t.default), f"[{t.min}, {t.max}]", t.unit or "", t.description)
+        out.print(table)
+
+    _guarded(go)
+
+
+@policy_app.command("build")
+def policy_build(
+    name: str,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="tunable NAME=VALUE (repeatable)")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="folder for the object")] = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Compile a policy with its tunables into a loadable BPF object (no VM needed)."""
+    from schedcp.bpf.build import build_policy
+    from schedcp.bpf.policy import find_policy
+    from schedcp.sandbox.kernel import find_kernel
+
+    def go() -> None:
+        settings = load_settings()
+        policy = find_policy(name)
+        kernel = find_kernel(settings.kernels_dir, settings.sandbox.kernel)
+        built = build_policy(policy, policy.resolve_tunables(_parse_sets(set_)), kernel, settings.cache_dir, output)
+        info = {"policy": built.name, "object": str(built.obj), "sha256": built.sha256, "tunables": built.tunables}
+        if as_json:
+            _emit_json(info)
+        else:
+            out.print(f"built {built.obj} (sha256 {built.sha256[:16]}…) with {built.tunables}")
+
+    _guarded(go)
+
+
+@policy_app.command("run", context_settings=PASSTHROUGH)
+def policy_run(
+    name: str,
+    command: CmdArg,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="tunable NAME=VALUE (repeatable)")] = None,
+    timeout: TimeoutOpt = 600.0,
+    vcpus: VcpuOpt = None,
+    memory: MemOpt = None,
+    share: ShareOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run COMMAND in the sandbox under policy NAME (a built-in name or a policy folder).
+
+    Exit status: the command's, 3 if the kernel ejected the policy, 124 if the command timed out.
+    """
+    from schedcp.runtime.session import run_policy_in_sandbox
+
+    def go() -> None:
+        settings = _settings(vcpus, memory)
+        with _status(f"building {name}, booting the sandbox, running under {name}...", as_json):
+            report, info = run_policy_in_sandbox(name, command, _parse_sets(set_), timeout, settings, share or [])
+        if as_json:
+            _emit_json({"boot": info.model_dump(), "report": report.model_dump(mode="json")})
+        else:
+            if report.command is not None:
+                sys.stdout.write(report.command.stdout)
+                sys.stderr.write(report.command.stderr)
+            _print_report(report, info.boot_s)
+        if report.ejected:
+            raise typer.Exit(EXIT_EJECTED)
+        if report.command is not None and report.command.timed_out:
+            raise typer.Exit(EXIT_TIMEOUT)
+        rc = report.command.rc if report.command is not None else 1
+        raise typer.Exit(rc if 0 <= rc < 256 else 1)
+
+    _guarded(go)
+
+
+def _print_report(report: Any, boot_s: float) -> None:
+    table = Table(title=f"policy {report.policy}", show_header=False)
+    table.add_row("object", report.object_sha256[:16] + "…")
+    table.add_row("tunables", ", ".join(f"{k}={v}" for k, v in report.loaded_tunables.items()) or "-")
+    table.add_row("boot / load", f"{boot_s:.1f} s / {report.load_s:.2f} s")
+    table.add_row("after load", f"{report.state_after_load} ({report.ops_after_load or 'no scheduler'})")
+    if report.command is not None:
+        table.add_row("command", f"exit {report.command.rc} in {report.command.duration_s:.2f} s"
+                      + (" (timed out)" if report.command.timed_out else ""))
+        table.add_row("after run", f"{report.state_after_run} ({report.ops_after_run or 'no scheduler'})")
+    table.add_row("stats", ", ".join(f"{k}={v}" for k, v in report.stats.items()) or "-")
+    table.add_row("detached", "yes" if report.detached else "NO")
+    if report.ejected:
+        why = report.exit_reason + ("; " + "; ".join(report.exit_details) if report.exit_details else "")
+        table.add_row("[red]EJECTED[/]", f"[red]{why}[/]")
+    err.print(table)
+
+
+def main() -> None:
+    app()

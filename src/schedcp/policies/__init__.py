@@ -1,0 +1,1 @@
+"""The built-in sched_ext policy library (package data): one folder per policy, plus include/."""

@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * fifo: one global first-in-first-out queue for every CPU.
+ *
+ * A waking task that finds an idle CPU may go straight to that CPU's local
+ * queue; every other runnable task joins the tail of one shared DSQ, and any
+ * CPU that runs out of work takes the task at its head. No priorities, no
+ * weights, no preemption: each task runs until its slice ends or it blocks.
+ */
+#include "schedcp.bpf.h"
+
+char _license[] SEC("license") = "GPL";
+
+/* Our one user DSQ: the queue shared by all CPUs. */
+#define FIFO_DSQ 0
+
+/*
+ * Tunables, set by userspace between open and load.
+ *
+ * slice_ns: how long a task may run before the next one in line gets the CPU.
+ * Longer slices mean fewer context switches and warmer caches for batch work;
+ * shorter ones cut how long a newly woken task waits behind CPU hogs.
+ */
+const volatile u64 slice_ns = 20000000;	/* 20 ms, the kernel's default */
+
+/*
+ * direct_idle: when a waking task finds an idle CPU, put it straight on that
+ * CPU's local queue instead of the shared one. Saves a trip through the
+ * shared queue (lower wakeup latency, less lock contention on it) at the cost
+ * of strict FIFO order: the waking task may run before older queued tasks.
+ */
+const volatile bool direct_idle = true;
+
+/* Stats, read by userspace from .bss and turned into per-interval deltas. */
+u64 nr_enqueued;		/* tasks put on the shared queue */
+u64 nr_direct_dispatched;	/* tasks sent straight to an idle CPU */
+u64 nr_dispatched;		/* tasks a CPU took from the shared queue */
+
+SEC("struct_ops/fifo_select_cpu")
+s32 BPF_PROG(fifo_select_cpu, struct task_struct *p, s32 prev_cpu,
+	     u64 wake_flags)
+{
+	bool is_idle = false;
+	s32 cpu;
+
+	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
+	if (is_idle && direct_idle) {
+		/* Inserting here skips ops.enqueue for this wakeup. */
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
+		__sync_fetch_and_add(&nr_direct_dispatched, 1);
+	}
+	return cpu;
+}
+
+SEC("struct_ops/fifo_enqueue")
+void BPF_PROG(fifo_enqueue, struct task_struct *p, u64 enq_flags)
+{
+	scx_bpf_dsq_insert(p, FIFO_DSQ, slice_ns, enq_flags);
+	__sync_fetch_and_add(&nr_enqueued, 1);
+}
+
+SEC("struct_ops/fifo_dispatch")
+void BPF_PROG(fifo_dispatch, s32 cpu, struct task_struct *prev)
+{
+	if (scx_bpf_dsq_move_to_local(FIFO_DSQ))
+		__sync_fetch_and_add(&nr_dispatched, 1);
+}
+
+/* Sleepable: creating a DSQ allocates memory. */
+SEC("struct_ops.s/fifo_init")
+s32 BPF_PROG(fifo_init)
+{
+	s32 ret;
+
+	ret = scx_bpf_create_dsq(FIFO_DSQ, SCHEDCP_ANY_NODE);
+	if (ret)
+		scx_error("fifo: creating the shared DSQ failed (%d)", ret);
+	return ret;
+}
+
+SEC("struct_ops/fifo_exit")
+void BPF_PROG(fifo_exit, struct scx_exit_info *ei)
+{
+	schedcp_record_exit(ei);
+}
+
+SEC(".struct_ops.link")
+struct sched_ext_ops fifo_ops = {
+	.select_cpu	= (void *)fifo_select_cpu,
+	.enqueue	= (void *)fifo_enqueue,
+	.dispatch	= (void *)fifo_dispatch,
+	.init		= (void *)fifo_init,
+	.exit		= (void *)fifo_exit,
+	/* Eject a stall after 5 s rather than the kernel's default 30 s. */
+	.timeout_ms	= 5000,
+	.name		= "fifo",
+};

@@ -1,0 +1,1 @@
+"""Run policies: attach, watch, detach, and report what the kernel did."""
