@@ -29,7 +29,9 @@ class SandboxSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kernel: str = Field("newest", description="kernel ABI name in the cache (e.g. 7.3.4+deb13-amd64) or 'newest'")
+    kernel: str = Field(
+        "newest", description="kernel ABI name in the cache (e.g. 7.3.4+deb13-amd64) or 'newest'"
+    )
     vcpus: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1, le=64)
     memory_mb: int = Field(2048, ge=256, le=65536)
     accel: Literal["auto", "kvm", "tcg"] = "auto"
@@ -44,7 +46,7 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cache_dir: Path = Field(default_factory=_default_cache)
-    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)  # type: ignore[arg-type]
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
 
     @property
     def kernels_dir(self) -> Path:
@@ -67,4 +69,6 @@ def load_settings(path: Path | None = None) -> Settings:
         data = tomllib.loads(path.read_text())
         return Settings.model_validate(data)
     except (tomllib.TOMLDecodeError, ValidationError) as exc:
-        raise ConfigError(f"invalid settings file {path}: {exc}\nFix or remove it; defaults apply without it.") from exc
+        raise ConfigError(
+            f"invalid settings file {path}: {exc}\nFix or remove it; defaults apply without it."
+        ) from exc

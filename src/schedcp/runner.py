@@ -29,7 +29,7 @@ class CommandRunner(Protocol):
         check: bool = False,
         cwd: str | Path | None = None,
         env: Mapping[str, str] | None = None,
-        input: bytes | None = None,  # noqa: A002
+        input: bytes | None = None,
     ) -> CommandResult: ...
 
     def stage(self, path: Path) -> str:
@@ -51,14 +51,19 @@ class HostRunner:
         check: bool = False,
         cwd: str | Path | None = None,
         env: Mapping[str, str] | None = None,
-        input: bytes | None = None,  # noqa: A002
+        input: bytes | None = None,
     ) -> CommandResult:
         timeout = timeout if timeout is not None else self.default_timeout
         full_env = {**os.environ, **(env or {})}
         t0 = time.monotonic()
         proc = subprocess.Popen(
-            list(argv), stdin=subprocess.PIPE if input else subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, cwd=cwd, env=full_env, start_new_session=True,
+            list(argv),
+            stdin=subprocess.PIPE if input else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=full_env,
+            start_new_session=True,
         )
         timed_out = False
         try:
@@ -68,8 +73,12 @@ class HostRunner:
             os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
         result = CommandResult(
-            argv=[str(a) for a in argv], rc=proc.returncode, stdout=out.decode(errors="replace"),
-            stderr=err.decode(errors="replace"), timed_out=timed_out, duration_s=time.monotonic() - t0,
+            argv=[str(a) for a in argv],
+            rc=proc.returncode,
+            stdout=out.decode(errors="replace"),
+            stderr=err.decode(errors="replace"),
+            timed_out=timed_out,
+            duration_s=time.monotonic() - t0,
         )
         if check and not result.ok:
             from schedcp.errors import SchedcpError

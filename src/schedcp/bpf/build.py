@@ -25,8 +25,9 @@ class BuiltPolicy:
         return self.policy.name
 
 
-def build_policy(policy: Policy, tunables: dict[str, TunableValue], kernel: Kernel, cache_dir: Path,
-                 out_dir: Path) -> BuiltPolicy:
+def build_policy(
+    policy: Policy, tunables: dict[str, TunableValue], kernel: Kernel, cache_dir: Path, out_dir: Path
+) -> BuiltPolicy:
     plain = compile_policy(policy.source, out_dir / f"{policy.name}.plain.o", kernel, cache_dir)
     types = {k: t.type for k, t in policy.spec.tunables.items()}
     staged = out_dir / f"{policy.name}.bpf.o"

@@ -26,8 +26,16 @@ from schedcp.runner import CommandRunner
 SCX_SYSFS = "/sys/kernel/sched_ext"
 PIN_ROOT = "/sys/fs/bpf/schedcp"
 _DISABLED = re.compile(r'sched_ext: BPF scheduler "(?P<name>[^"]+)" disabled \((?P<reason>[^)]*)\)')
-_VERIFIER_MARKERS = ("BEGIN PROG LOAD LOG", "failed to load", "Permission denied", "Invalid argument",
-                     "processed ", "R0 ", "invalid", "unbounded")
+_VERIFIER_MARKERS = (
+    "BEGIN PROG LOAD LOG",
+    "failed to load",
+    "Permission denied",
+    "Invalid argument",
+    "processed ",
+    "R0 ",
+    "invalid",
+    "unbounded",
+)
 
 
 @dataclass
@@ -77,8 +85,9 @@ def read_state(runner: CommandRunner, timeout: float = 30.0) -> ScxState:
             "this kernel may lack sched_ext (CONFIG_SCHED_CLASS_EXT)"
         )
     ops = lines[1].strip()
-    return ScxState(state=lines[0].strip(), ops=None if ops in ("-", "") else ops,
-                    enable_seq=int(lines[2].strip() or 0))
+    return ScxState(
+        state=lines[0].strip(), ops=None if ops in ("-", "") else ops, enable_seq=int(lines[2].strip() or 0)
+    )
 
 
 def wait_state(runner: CommandRunner, want: str, timeout: float = 15.0) -> ScxState:
@@ -126,7 +135,14 @@ def attach(runner: CommandRunner, obj_path: str, name: str, timeout: float = 180
     pin_dir = f"{PIN_ROOT}/{obj_name}"
     t0 = time.monotonic()
     res = runner.run(
-        ["sh", "-c", 'mkdir -p "$1" && exec bpftool struct_ops register "$2" "$1"', "attach", pin_dir, obj_path],
+        [
+            "sh",
+            "-c",
+            'mkdir -p "$1" && exec bpftool struct_ops register "$2" "$1"',
+            "attach",
+            pin_dir,
+            obj_path,
+        ],
         timeout=timeout,
     )
     load_s = time.monotonic() - t0
@@ -135,7 +151,9 @@ def attach(runner: CommandRunner, obj_path: str, name: str, timeout: float = 180
         runner.run(["rm", "-rf", pin_dir], timeout=30.0)
         raise VerifierRejected(
             f"loading {name} did not finish within {timeout:g} s (kernel verifier or attach hung); "
-            "treat as rejected: simplify the program or raise the load timeout", log)
+            "treat as rejected: simplify the program or raise the load timeout",
+            log,
+        )
     if res.rc != 0:
         runner.run(["rm", "-rf", pin_dir], timeout=30.0)
         if any(marker in log for marker in _VERIFIER_MARKERS):
@@ -152,7 +170,7 @@ def _trim_log(log: str, limit: int = 200) -> str:
     lines = log.splitlines()
     if len(lines) <= limit:
         return log
-    return "\n".join([*lines[:20], f"... ({len(lines) - limit} lines omitted) ...", *lines[-(limit - 20):]])
+    return "\n".join([*lines[:20], f"... ({len(lines) - limit} lines omitted) ...", *lines[-(limit - 20) :]])
 
 
 def detach(runner: CommandRunner, attached: Attached, timeout: float = 30.0) -> ScxState:

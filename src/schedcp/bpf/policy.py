@@ -69,16 +69,21 @@ class TunableSpec(BaseModel):
             raise PolicyError(f"tunable {name} is a bool; give true or false, not {text!r}")
         m = re.fullmatch(r"(-?\d+)(ns|us|ms|s)?", raw)
         if not m:
-            raise PolicyError(f"tunable {name} takes an integer{' duration' if self.unit == 'ns' else ''}, not {text!r}")
+            raise PolicyError(
+                f"tunable {name} takes an integer{' duration' if self.unit == 'ns' else ''}, not {text!r}"
+            )
         value = int(m.group(1))
         if m.group(2):
             if self.unit != "ns":
-                raise PolicyError(f"tunable {name} is in {self.unit or 'plain numbers'}; drop the {m.group(2)!r} suffix")
+                raise PolicyError(
+                    f"tunable {name} is in {self.unit or 'plain numbers'}; drop the {m.group(2)!r} suffix"
+                )
             value *= _DURATION[m.group(2)]
         return self.check(name, value)
 
     def check(self, name: str, value: TunableValue) -> TunableValue:
-        assert self.min is not None and self.max is not None
+        assert self.min is not None
+        assert self.max is not None
         if self.type == "bool":
             if not isinstance(value, bool) and value not in (0, 1):
                 raise PolicyError(f"tunable {name} is a bool, got {value!r}")
@@ -87,7 +92,9 @@ class TunableSpec(BaseModel):
             raise PolicyError(f"tunable {name} takes an integer, got {value!r}")
         if not self.min <= value <= self.max:
             unit = f" {self.unit}" if self.unit else ""
-            raise PolicyError(f"tunable {name}={value}{unit} is outside its range [{self.min}, {self.max}]{unit}")
+            raise PolicyError(
+                f"tunable {name}={value}{unit} is outside its range [{self.min}, {self.max}]{unit}"
+            )
         return value
 
 
@@ -146,7 +153,9 @@ def load_policy(path: Path) -> Policy:
     """Read and check one policy folder."""
     meta = path / "policy.toml"
     if not meta.exists():
-        raise PolicyError(f"{path} has no policy.toml; every policy needs its metadata (name, summary, tunables)")
+        raise PolicyError(
+            f"{path} has no policy.toml; every policy needs its metadata (name, summary, tunables)"
+        )
     try:
         spec = PolicySpec.model_validate(tomllib.loads(meta.read_text()))
     except (tomllib.TOMLDecodeError, ValidationError) as exc:

@@ -20,7 +20,16 @@ BPFTOOL = "bpftool"
 COMPILE_TIMEOUT_S = 300.0
 # -fms-extensions: this kernel's BTF dumps anonymous tagged struct members that plain clang
 # drops without a word, which silently yields wrong struct layouts.
-CFLAGS = ["-target", "bpf", "-O2", "-g", "-Wall", "-fms-extensions", "-Wno-microsoft-anon-tag", "-D__TARGET_ARCH_x86"]
+CFLAGS = [
+    "-target",
+    "bpf",
+    "-O2",
+    "-g",
+    "-Wall",
+    "-fms-extensions",
+    "-Wno-microsoft-anon-tag",
+    "-D__TARGET_ARCH_x86",
+]
 
 
 def include_dir() -> Path:
@@ -44,11 +53,13 @@ def vmlinux_h(kernel: Kernel, cache_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
         [_tool(BPFTOOL), "btf", "dump", "file", str(kernel.vmlinux), "format", "c"],
-        capture_output=True, timeout=300,
+        capture_output=True,
+        timeout=300,
     )
     if proc.returncode != 0 or b"struct sched_ext_ops" not in proc.stdout:
         raise SetupError(
-            f"cannot generate vmlinux.h from {kernel.vmlinux}: {proc.stderr.decode(errors='replace')[-2000:]}\n"
+            f"cannot generate vmlinux.h from {kernel.vmlinux}: "
+            f"{proc.stderr.decode(errors='replace')[-2000:]}\n"
             "The kernel must carry BTF with sched_ext; re-run `make setup`."
         )
     tmp = header.with_suffix(".tmp")
@@ -57,8 +68,9 @@ def vmlinux_h(kernel: Kernel, cache_dir: Path) -> Path:
     return out_dir
 
 
-def compile_policy(source: Path, out: Path, kernel: Kernel, cache_dir: Path,
-                   extra_includes: list[Path] | None = None) -> Path:
+def compile_policy(
+    source: Path, out: Path, kernel: Kernel, cache_dir: Path, extra_includes: list[Path] | None = None
+) -> Path:
     """Compile one policy's BPF C into an object; a failure carries clang's diagnostics."""
     if not source.exists():
         raise BuildError(f"policy source {source} does not exist")
@@ -70,8 +82,10 @@ def compile_policy(source: Path, out: Path, kernel: Kernel, cache_dir: Path,
     except subprocess.TimeoutExpired as exc:
         raise BuildError(f"clang took longer than {COMPILE_TIMEOUT_S:g} s on {source}") from exc
     if proc.returncode != 0:
-        raise BuildError(f"{source.name} does not compile (clang exit {proc.returncode}); fix the errors below",
-                         proc.stderr.strip())
+        raise BuildError(
+            f"{source.name} does not compile (clang exit {proc.returncode}); fix the errors below",
+            proc.stderr.strip(),
+        )
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import statistics
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,8 +20,11 @@ from schedcp import __version__
 from schedcp.config import Settings, load_settings
 from schedcp.errors import SchedcpError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="schedcp: profile workloads, verify sched_ext policies, run them safely.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="schedcp: profile workloads, verify sched_ext policies, run them safely.",
+)
 sandbox_app = typer.Typer(no_args_is_help=True, help="The sched_ext sandbox VM.")
 policy_app = typer.Typer(no_args_is_help=True, help="Scheduler policies: list, build, run.")
 app.add_typer(sandbox_app, name="sandbox")
@@ -38,7 +42,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output o
 TimeoutOpt = Annotated[float, typer.Option("--timeout", min=1, help="seconds the command may run")]
 VcpuOpt = Annotated[int | None, typer.Option("--vcpus", min=1, help="guest CPUs (default: host cores)")]
 MemOpt = Annotated[int | None, typer.Option("--memory", min=256, help="guest memory in MiB")]
-ShareOpt = Annotated[list[Path] | None, typer.Option("--share", help="host folder the guest may write (repeatable)")]
+ShareOpt = Annotated[
+    list[Path] | None, typer.Option("--share", help="host folder the guest may write (repeatable)")
+]
 CmdArg = Annotated[list[str], typer.Argument(help="the command to run, after --")]
 
 
@@ -46,8 +52,11 @@ CmdArg = Annotated[list[str], typer.Argument(help="the command to run, after --"
 def _main(
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="log progress to stderr")] = False,
 ) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
 
 
 def _settings(vcpus: int | None = None, memory: int | None = None) -> Settings:
@@ -125,8 +134,11 @@ def sandbox_run(
         else:
             sys.stdout.write(result.stdout)
             sys.stderr.write(result.stderr)
-            err.print(f"[dim]sandbox: kernel {info.kernel}, {info.accel}, {info.vcpus} vCPUs, boot {info.boot_s:.1f} s, "
-                      f"command {result.duration_s:.2f} s, exit {result.rc}[/]")
+            err.print(
+                f"[dim]sandbox: kernel {info.kernel}, {info.accel}, {info.vcpus} vCPUs, "
+                f"boot {info.boot_s:.1f} s, "
+                f"command {result.duration_s:.2f} s, exit {result.rc}[/]"
+            )
         if result.timed_out:
             err.print(f"[red]the command timed out after {timeout:g} s and was killed[/]")
             raise typer.Exit(EXIT_TIMEOUT)
@@ -146,8 +158,12 @@ def sandbox_info(as_json: JsonOpt = False) -> None:
         kernel = find_kernel(settings.kernels_dir, settings.sandbox.kernel)
         major, minor = qemu_version(settings.sandbox.qemu)
         info = {
-            "kernel": kernel.release, "kernel_dir": str(kernel.root), "accel": choose_accel(settings.sandbox.accel),
-            "qemu": f"{major}.{minor}", "vcpus": settings.sandbox.vcpus, "memory_mb": settings.sandbox.memory_mb,
+            "kernel": kernel.release,
+            "kernel_dir": str(kernel.root),
+            "accel": choose_accel(settings.sandbox.accel),
+            "qemu": f"{major}.{minor}",
+            "vcpus": settings.sandbox.vcpus,
+            "memory_mb": settings.sandbox.memory_mb,
             "sched_ext": kernel.config().get("CONFIG_SCHED_CLASS_EXT") == "y",
         }
         if as_json:
@@ -215,8 +231,15 @@ def policy_build(
         settings = load_settings()
         policy = find_policy(name)
         kernel = find_kernel(settings.kernels_dir, settings.sandbox.kernel)
-        built = build_policy(policy, policy.resolve_tunables(_parse_sets(set_)), kernel, settings.cache_dir, output)
-        info = {"policy": built.name, "object": str(built.obj), "sha256": built.sha256, "tunables": built.tunables}
+        built = build_policy(
+            policy, policy.resolve_tunables(_parse_sets(set_)), kernel, settings.cache_dir, output
+        )
+        info = {
+            "policy": built.name,
+            "object": str(built.obj),
+            "sha256": built.sha256,
+            "tunables": built.tunables,
+        }
         if as_json:
             _emit_json(info)
         else:
@@ -245,7 +268,9 @@ def policy_run(
     def go() -> None:
         settings = _settings(vcpus, memory)
         with _status(f"building {name}, booting the sandbox, running under {name}...", as_json):
-            report, info = run_policy_in_sandbox(name, command, _parse_sets(set_), timeout, settings, share or [])
+            report, info = run_policy_in_sandbox(
+                name, command, _parse_sets(set_), timeout, settings, share or []
+            )
         if as_json:
             _emit_json({"boot": info.model_dump(), "report": report.model_dump(mode="json")})
         else:
@@ -263,6 +288,49 @@ def policy_run(
     _guarded(go)
 
 
+@app.command()
+def demo(
+    policy: Annotated[
+        str, typer.Option(help="built-in policy to compare with the default scheduler")
+    ] = "fifo",
+    rounds: Annotated[int, typer.Option(min=1, max=20, help="measured runs of each scheduler")] = 3,
+    as_json: JsonOpt = False,
+) -> None:
+    """Boot the sandbox and run perf's messaging benchmark under EEVDF and under POLICY, alternating."""
+    from schedcp.demo import run_demo
+
+    def go() -> None:
+        result = run_demo(
+            policy, rounds, progress=(lambda _m: None) if as_json else (lambda m: err.print(f"[dim]{m}[/]"))
+        )
+        if as_json:
+            _emit_json(result)
+            return
+        _print_report(result.last_report, result.boot.boot_s)
+        table = Table(title="perf bench sched messaging (seconds, lower is better)")
+        table.add_column("scheduler")
+        table.add_column("runs")
+        table.add_column("median", justify="right")
+        table.add_row(
+            "EEVDF (default)",
+            " ".join(f"{x:.3f}" for x in result.baseline_s),
+            f"{statistics.median(result.baseline_s):.3f}",
+        )
+        table.add_row(
+            result.policy,
+            " ".join(f"{x:.3f}" for x in result.policy_s),
+            f"{statistics.median(result.policy_s):.3f}",
+        )
+        out.print(table)
+        out.print(
+            f"[bold]{result.policy}: {result.speedup:.2f}x[/] the default scheduler's speed on this workload "
+            f"(ratio of medians, {len(result.policy_s)} runs each, same boot; emulated sandbox, so only the "
+            "ratio is meaningful)"
+        )
+
+    _guarded(go)
+
+
 def _print_report(report: Any, boot_s: float) -> None:
     table = Table(title=f"policy {report.policy}", show_header=False)
     table.add_row("object", report.object_sha256[:16] + "…")
@@ -270,8 +338,11 @@ def _print_report(report: Any, boot_s: float) -> None:
     table.add_row("boot / load", f"{boot_s:.1f} s / {report.load_s:.2f} s")
     table.add_row("after load", f"{report.state_after_load} ({report.ops_after_load or 'no scheduler'})")
     if report.command is not None:
-        table.add_row("command", f"exit {report.command.rc} in {report.command.duration_s:.2f} s"
-                      + (" (timed out)" if report.command.timed_out else ""))
+        table.add_row(
+            "command",
+            f"exit {report.command.rc} in {report.command.duration_s:.2f} s"
+            + (" (timed out)" if report.command.timed_out else ""),
+        )
         table.add_row("after run", f"{report.state_after_run} ({report.ops_after_run or 'no scheduler'})")
     table.add_row("stats", ", ".join(f"{k}={v}" for k, v in report.stats.items()) or "-")
     table.add_row("detached", "yes" if report.detached else "NO")

@@ -56,16 +56,25 @@ class PolicyRunReport(BaseModel):
         return not self.ejected and self.command is not None and self.command.ok and self.detached
 
 
-def run_under_policy(runner: CommandRunner, built: BuiltPolicy, argv: Sequence[str], timeout: float,
-                     load_timeout: float = 180.0) -> PolicyRunReport:
+def run_under_policy(
+    runner: CommandRunner,
+    built: BuiltPolicy,
+    argv: Sequence[str],
+    timeout: float,
+    load_timeout: float = 180.0,
+) -> PolicyRunReport:
     """Attach `built`, run `argv`, detach; a verifier rejection or attach failure raises."""
     dmesg_before = len(loader.dmesg_lines(runner))
     attached = loader.attach(runner, runner.stage(built.obj), built.name, timeout=load_timeout)
     state = attached.state
     assert state is not None
     report = PolicyRunReport(
-        policy=built.name, object_sha256=built.sha256, tunables=built.tunables, load_s=round(attached.load_s, 3),
-        state_after_load=state.state, ops_after_load=state.ops,
+        policy=built.name,
+        object_sha256=built.sha256,
+        tunables=built.tunables,
+        load_s=round(attached.load_s, 3),
+        state_after_load=state.state,
+        ops_after_load=state.ops,
     )
     try:
         if state.enabled and state.ops != built.name:

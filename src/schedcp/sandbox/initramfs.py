@@ -110,7 +110,9 @@ def base_image(kernel: Kernel, cache_dir: Path) -> Path:
     if not BUSYBOX.exists():
         raise SetupError(f"{BUSYBOX} is missing (Debian package busybox-static); run `make setup`")
     init = _init_script()
-    key = hashlib.sha256(init + kernel.release.encode() + str(BUSYBOX.stat().st_size).encode()).hexdigest()[:16]
+    key = hashlib.sha256(init + kernel.release.encode() + str(BUSYBOX.stat().st_size).encode()).hexdigest()[
+        :16
+    ]
     out = cache_dir / "initramfs" / f"{kernel.release}-{key}.cpio"
     if out.exists():
         return out

@@ -28,7 +28,9 @@ def cpu_has_virt(cpuinfo: str) -> bool:
     return False
 
 
-def choose_accel(requested: Literal["auto", "kvm", "tcg"], cpuinfo: str | None = None) -> Literal["kvm", "tcg"]:
+def choose_accel(
+    requested: Literal["auto", "kvm", "tcg"], cpuinfo: str | None = None
+) -> Literal["kvm", "tcg"]:
     """KVM only where it can run a stock kernel: /dev/kvm usable *and* the CPU has vmx/svm.
 
     A /dev/kvm without vmx/svm (PVM, as on our build machines) crashes a stock kernel, so
@@ -41,7 +43,9 @@ def choose_accel(requested: Literal["auto", "kvm", "tcg"], cpuinfo: str | None =
     kvm_ok = os.access("/dev/kvm", os.R_OK | os.W_OK)
     if kvm_ok and cpu_has_virt(cpuinfo):
         return "kvm"
-    log.info("using TCG (software emulation): %s", "no vmx/svm in this CPU" if kvm_ok else "/dev/kvm not usable")
+    log.info(
+        "using TCG (software emulation): %s", "no vmx/svm in this CPU" if kvm_ok else "/dev/kvm not usable"
+    )
     return "tcg"
 
 
@@ -122,19 +126,26 @@ class QemuSpec:
 
     def _filesystems(self) -> list[str]:
         args = [
-            "-fsdev", f"local,id={ROOT_TAG},path=/,readonly=on,security_model=none,multidevs=remap",
-            "-device", f"virtio-9p-pci,fsdev={ROOT_TAG},mount_tag={ROOT_TAG}",
+            "-fsdev",
+            f"local,id={ROOT_TAG},path=/,readonly=on,security_model=none,multidevs=remap",
+            "-device",
+            f"virtio-9p-pci,fsdev={ROOT_TAG},mount_tag={ROOT_TAG}",
         ]
         for share in self.shares:
             args += [
-                "-fsdev", f"local,id={share.tag},path={share.path},security_model=none,multidevs=remap",
-                "-device", f"virtio-9p-pci,fsdev={share.tag},mount_tag={share.tag}",
+                "-fsdev",
+                f"local,id={share.tag},path={share.path},security_model=none,multidevs=remap",
+                "-device",
+                f"virtio-9p-pci,fsdev={share.tag},mount_tag={share.tag}",
             ]
         return args
 
     def _control(self) -> list[str]:
         return [
-            "-device", "virtio-serial-pci",
-            "-chardev", f"socket,id=ctl,path={self.control_socket},server=on,wait=off",
-            "-device", f"virtserialport,chardev=ctl,name={PORT_NAME}",
+            "-device",
+            "virtio-serial-pci",
+            "-chardev",
+            f"socket,id=ctl,path={self.control_socket},server=on,wait=off",
+            "-device",
+            f"virtserialport,chardev=ctl,name={PORT_NAME}",
         ]

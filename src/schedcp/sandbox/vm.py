@@ -85,6 +85,7 @@ class Sandbox:
         self._replies: dict[int, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self.grace_s = GRACE_S
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -92,7 +93,9 @@ class Sandbox:
         self.start()
         return self
 
-    def __exit__(self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     @property
@@ -141,7 +144,9 @@ class Sandbox:
         }
         for share in spec.shares:
             if " " in str(share.path) or ":" in str(share.path):
-                raise SandboxError(f"cannot share {share.path}: paths with spaces or colons are not supported")
+                raise SandboxError(
+                    f"cannot share {share.path}: paths with spaces or colons are not supported"
+                )
         spec.initrd.write_bytes(base.read_bytes() + initramfs.boot_env_archive(env))
         argv = spec.argv()
         log.debug("qemu: %s", " ".join(argv))
@@ -152,12 +157,14 @@ class Sandbox:
                 stdin=subprocess.DEVNULL,
                 stdout=qlog,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - the guarantee that no VM outlives us
+                preexec_fn=_die_with_parent,
                 start_new_session=True,
             )
         deadline = t0 + s.boot_timeout_s
         self.sock = self._connect(spec.control_socket, deadline)
-        ready = self._read_until(lambda m: m.get("event") == "ready", deadline, what="the guest agent to start")
+        ready = self._read_until(
+            lambda m: m.get("event") == "ready", deadline, what="the guest agent to start"
+        )
         self.info = BootInfo(
             kernel=str(ready.get("kernel", self.kernel.release)),
             accel=spec.accel,
@@ -166,8 +173,13 @@ class Sandbox:
             boot_s=round(time.monotonic() - t0, 3),
             guest_uptime_s=float(ready.get("uptime_s", 0.0)),
         )
-        log.info("sandbox up in %.1f s (%s, %d vCPUs, kernel %s)", self.info.boot_s, spec.accel, spec.vcpus,
-                 self.info.kernel)
+        log.info(
+            "sandbox up in %.1f s (%s, %d vCPUs, kernel %s)",
+            self.info.boot_s,
+            spec.accel,
+            spec.vcpus,
+            self.info.kernel,
+        )
         return self.info
 
     def _connect(self, path: Path, deadline: float) -> socket.socket:
@@ -212,7 +224,7 @@ class Sandbox:
         check: bool = False,
         cwd: str | Path | None = None,
         env: Mapping[str, str] | None = None,
-        input: bytes | None = None,  # noqa: A002 - mirrors subprocess.run
+        input: bytes | None = None,
     ) -> CommandResult:
         """Run argv in the guest and return its exit code and output.
 
@@ -230,7 +242,7 @@ class Sandbox:
             req["env"] = dict(env)
         if input:
             req["stdin_b64"] = base64.b64encode(input).decode()
-        reply = self._request(req, timeout=timeout + GRACE_S + timeout * 0.1)
+        reply = self._request(req, timeout=timeout + self.grace_s + timeout * 0.1)
         if reply.get("error"):
             raise SandboxError(f"guest could not run {argv[0]!r}: {reply['error']}")
         result = CommandResult(
@@ -283,7 +295,9 @@ class Sandbox:
             except OSError as exc:
                 raise self._lost(f"cannot send to the guest: {exc}") from exc
             deadline = time.monotonic() + timeout
-            return self._read_until(lambda m: m.get("id") == rid, deadline, what=f"the reply to {req.get('op')}")
+            return self._read_until(
+                lambda m: m.get("id") == rid, deadline, what=f"the reply to {req.get('op')}"
+            )
 
     def _read_until(self, want: Any, deadline: float, what: str) -> dict[str, Any]:
         assert self.sock is not None
@@ -335,8 +349,12 @@ class Sandbox:
         return "\n".join(parts)
 
 
-def run_once(argv: Sequence[str], settings: Settings | None = None, timeout: float | None = None,
-             shares: Sequence[Path] = ()) -> tuple[CommandResult, BootInfo]:
+def run_once(
+    argv: Sequence[str],
+    settings: Settings | None = None,
+    timeout: float | None = None,
+    shares: Sequence[Path] = (),
+) -> tuple[CommandResult, BootInfo]:
     """Boot, run one command, shut down: the `schedcp sandbox run` path."""
     with Sandbox(settings, shares=shares) as vm:
         assert vm.info is not None

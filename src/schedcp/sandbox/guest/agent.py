@@ -19,6 +19,7 @@ Events:    {"event": "ready", "uptime_s": float, "kernel": str}
 from __future__ import annotations
 
 import base64
+import contextlib
 import ctypes
 import json
 import os
@@ -27,6 +28,9 @@ import signal
 import subprocess
 import sys
 import time
+from typing import IO, Any
+
+Msg = dict[str, Any]
 
 BASE_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -53,7 +57,7 @@ def find_port(name: str) -> str:
 
 
 class Job:
-    def __init__(self, req: dict, proc: subprocess.Popen, deadline: float) -> None:
+    def __init__(self, req: Msg, proc: subprocess.Popen[bytes], deadline: float) -> None:
         self.req = req
         self.proc = proc
         self.deadline = deadline
@@ -64,6 +68,11 @@ class Job:
         self.timed_out = False
         self.exited_at: float | None = None
 
+    def stream(self, kind: str) -> IO[bytes]:
+        stream = self.proc.stdout if kind == "stdout" else self.proc.stderr
+        assert stream is not None
+        return stream
+
 
 class Agent:
     def __init__(self, port: str) -> None:
@@ -73,7 +82,7 @@ class Agent:
         self.inbuf = bytearray()
         self.jobs: dict[int, Job] = {}  # pid -> job
 
-    def send(self, obj: dict) -> None:
+    def send(self, obj: Msg) -> None:
         data = (json.dumps(obj, separators=(",", ":")) + "\n").encode()
         view = memoryview(data)
         while view:
@@ -94,7 +103,7 @@ class Agent:
                 if kind == "ctl":
                     self.read_ctl()
                 else:
-                    self.read_stream(key.fileobj, kind, job)
+                    self.read_stream(job.stream(kind), kind, job)
             self.check_jobs()
             self.reap_orphans()
 
@@ -110,7 +119,7 @@ class Agent:
             if line.strip():
                 self.handle(json.loads(line))
 
-    def handle(self, req: dict) -> None:
+    def handle(self, req: Msg) -> None:
         op = req.get("op")
         if op == "ping":
             self.send({"id": req["id"], "rc": 0})
@@ -121,7 +130,7 @@ class Agent:
         else:
             self.send({"id": req.get("id"), "rc": -1, "error": f"unknown op {op!r}"})
 
-    def start(self, req: dict) -> None:
+    def start(self, req: Msg) -> None:
         env = dict(BASE_ENV)
         env.update(req.get("env") or {})
         stdin: int = subprocess.DEVNULL
@@ -154,17 +163,27 @@ class Agent:
                 os.close(stdin)
         job = Job(req, proc, time.monotonic() + float(req.get("timeout") or 600))
         self.jobs[proc.pid] = job
-        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout is not None
+        assert proc.stderr is not None
         os.set_blocking(proc.stdout.fileno(), False)
         os.set_blocking(proc.stderr.fileno(), False)
         self.sel.register(proc.stdout, selectors.EVENT_READ, ("stdout", job))
         self.sel.register(proc.stderr, selectors.EVENT_READ, ("stderr", job))
 
-    def reply_error(self, req: dict, message: str) -> None:
-        self.send({"id": req["id"], "rc": 127, "stdout_b64": "", "stderr_b64": "", "timed_out": False,
-                   "duration_s": 0.0, "error": message})
+    def reply_error(self, req: Msg, message: str) -> None:
+        self.send(
+            {
+                "id": req["id"],
+                "rc": 127,
+                "stdout_b64": "",
+                "stderr_b64": "",
+                "timed_out": False,
+                "duration_s": 0.0,
+                "error": message,
+            }
+        )
 
-    def read_stream(self, fileobj, kind: str, job: Job) -> None:
+    def read_stream(self, fileobj: IO[bytes], kind: str, job: Job) -> None:
         try:
             chunk = os.read(fileobj.fileno(), 1 << 16)
         except BlockingIOError:
@@ -197,10 +216,8 @@ class Agent:
                 self.finish(pid, job)
 
     def kill_group(self, pid: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def finish(self, pid: int, job: Job) -> None:
         for stream in (job.proc.stdout, job.proc.stderr):
@@ -216,16 +233,18 @@ class Agent:
                 stream.close()
         del self.jobs[pid]
         rc = job.proc.returncode
-        self.send({
-            "id": job.req["id"],
-            "rc": rc if rc is not None else -9,
-            "stdout_b64": base64.b64encode(bytes(job.out["stdout"])).decode(),
-            "stderr_b64": base64.b64encode(bytes(job.out["stderr"])).decode(),
-            "timed_out": job.timed_out,
-            "truncated": job.truncated,
-            "duration_s": round(time.monotonic() - job.started, 6),
-            "error": None,
-        })
+        self.send(
+            {
+                "id": job.req["id"],
+                "rc": rc if rc is not None else -9,
+                "stdout_b64": base64.b64encode(bytes(job.out["stdout"])).decode(),
+                "stderr_b64": base64.b64encode(bytes(job.out["stderr"])).decode(),
+                "timed_out": job.timed_out,
+                "truncated": job.truncated,
+                "duration_s": round(time.monotonic() - job.started, 6),
+                "error": None,
+            }
+        )
 
     def reap_orphans(self) -> None:
         """As PID 1 the agent inherits every orphan; reap those that are not our own jobs."""
@@ -246,7 +265,7 @@ class Agent:
             except ChildProcessError:
                 return
 
-    def poweroff(self, req: dict) -> None:
+    def poweroff(self, req: Msg) -> None:
         for pid in list(self.jobs):
             self.kill_group(pid)
         os.sync()

@@ -1,0 +1,43 @@
+# schedcp: the two commands a newcomer needs are `make demo` and `make test`.
+# Both set everything up first (idempotent: a second run only checks).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup host venv demo test test-fast lint typecheck clean
+
+setup: host venv
+
+# Debian packages (QEMU 10, clang-19, bpftool, libbpf, stress-ng, ...) and the sched_ext kernel.
+host:
+	bash scripts/setup-host.sh
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(BIN)/schedcp demo
+
+lint: venv
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: venv
+	$(BIN)/mypy
+
+# Unit and in-process tests only: no VM.
+test-fast: venv
+	$(BIN)/pytest -m 'not sandbox' -q
+
+test: setup lint typecheck
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,117 @@
+"""Shared fixtures: sandbox gating, one booted VM for the whole session, and a leak check.
+
+Sandbox tests skip only when the sandbox cannot be set up on this machine, and say why;
+with CI=true (or SCHEDCP_REQUIRE_SANDBOX=1) that is a failure instead, so CI can never
+pass by skipping the real thing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from schedcp.bpf.build import BuiltPolicy, build_policy
+from schedcp.bpf.policy import find_policy
+from schedcp.config import Settings, load_settings
+from schedcp.errors import SchedcpError
+from schedcp.sandbox import Sandbox, find_kernel
+from schedcp.sandbox.qemu import check_qemu
+
+FIXTURES = Path(__file__).parent / "fixtures" / "policies"
+_shared_vm_pids: set[int] = set()
+
+
+def our_qemu_pids() -> set[int]:
+    """QEMU processes started by schedcp (their command line names a schedcp-vm- run folder)."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"qemu-system" in cmdline and b"schedcp-vm-" in cmdline:
+            pids.add(int(entry.name))
+    return pids
+
+
+def _sandbox_problem() -> str | None:
+    try:
+        settings = load_settings()
+        find_kernel(settings.kernels_dir, settings.sandbox.kernel)
+        check_qemu(settings.sandbox.qemu)
+    except SchedcpError as exc:
+        return str(exc)
+    return None
+
+
+def _sandbox_required() -> bool:
+    return os.environ.get("CI") == "true" or os.environ.get("SCHEDCP_REQUIRE_SANDBOX") == "1"
+
+
+@pytest.fixture(scope="session")
+def sandbox_ready() -> None:
+    problem = _sandbox_problem()
+    if problem is None:
+        return
+    if _sandbox_required():
+        pytest.fail(f"the sandbox is required here (CI=true) but cannot be set up: {problem}")
+    pytest.skip(f"sandbox unavailable on this machine: {problem}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("sandbox"):
+            item.add_marker(pytest.mark.usefixtures("sandbox_ready"))
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def vm(sandbox_ready: None, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """One VM shared by every test that leaves it as it found it (no scheduler attached)."""
+    share = tmp_path_factory.mktemp("vmshare")
+    with Sandbox(settings, shares=[share]) as sandbox:
+        assert sandbox.proc is not None
+        _shared_vm_pids.add(sandbox.proc.pid)
+        sandbox.test_share = share  # type: ignore[attr-defined]
+        yield sandbox
+    _shared_vm_pids.clear()
+
+
+@pytest.fixture(scope="session")
+def build(
+    sandbox_ready: None, settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., BuiltPolicy]:
+    """Build a built-in policy (by name) or a fixture (by folder name) with tunable overrides."""
+    out = tmp_path_factory.mktemp("built")
+    kernel = find_kernel(settings.kernels_dir, settings.sandbox.kernel)
+
+    def _build(name: str, **overrides: str) -> BuiltPolicy:
+        target = str(FIXTURES / name) if (FIXTURES / name).is_dir() else name
+        policy = find_policy(target)
+        return build_policy(policy, policy.resolve_tunables(overrides), kernel, settings.cache_dir, out)
+
+    return _build
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_qemu() -> Iterator[None]:
+    """After every test, no schedcp QEMU may run but the shared session VM."""
+    yield
+    leftover = our_qemu_pids() - _shared_vm_pids
+    assert not leftover, f"QEMU processes left running after the test: {sorted(leftover)}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    leftover = our_qemu_pids()
+    if leftover:
+        print(f"\nerror: QEMU processes left running at the end of the session: {sorted(leftover)}")
+        session.exitstatus = 1
