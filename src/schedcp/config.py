@@ -32,10 +32,14 @@ class SandboxSettings(BaseModel):
     kernel: str = Field(
         "newest", description="kernel ABI name in the cache (e.g. 7.3.4+deb13-amd64) or 'newest'"
     )
-    vcpus: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1, le=64)
-    memory_mb: int = Field(2048, ge=256, le=65536)
-    accel: Literal["auto", "kvm", "tcg"] = "auto"
-    qemu: str = "qemu-system-x86_64"
+    vcpus: int = Field(
+        default_factory=lambda: os.cpu_count() or 2, ge=1, le=64, description="guest CPUs; default: the host's cores"
+    )
+    memory_mb: int = Field(2048, ge=256, le=65536, description="guest memory in MiB")
+    accel: Literal["auto", "kvm", "tcg"] = Field(
+        "auto", description="auto: KVM where the CPU has vmx/svm and /dev/kvm is usable, else TCG emulation"
+    )
+    qemu: str = Field("qemu-system-x86_64", description="QEMU binary (name or path); must be version 10 or newer")
     boot_timeout_s: float = Field(180.0, gt=0, description="boot to a ready guest agent; TCG needs ~7 s")
     command_timeout_s: float = Field(600.0, gt=0, description="default limit for one command in the guest")
 
@@ -45,7 +49,10 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    cache_dir: Path = Field(default_factory=_default_cache)
+    cache_dir: Path = Field(
+        default_factory=_default_cache,
+        description="kernels, vmlinux.h and initramfs; default $SCHEDCP_CACHE or ~/.cache/schedcp",
+    )
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
 
     @property

@@ -1,0 +1,56 @@
+"""The CLI end to end on the real sandbox: exit codes and JSON are what scripts rely on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from schedcp.cli.main import EXIT_EJECTED, app
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "policies"
+pytestmark = pytest.mark.sandbox
+runner = CliRunner()
+
+
+def test_sandbox_run_returns_the_commands_exit_code() -> None:
+    res = runner.invoke(app, ["sandbox", "run", "--", "sh", "-c", "echo from-guest; exit 7"])
+    assert res.exit_code == 7, res.output
+    assert "from-guest" in res.stdout
+
+
+def test_sandbox_run_json() -> None:
+    res = runner.invoke(app, ["sandbox", "run", "--json", "--", "uname", "-r"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["result"]["stdout"].strip() == data["boot"]["kernel"]
+    assert data["boot"]["boot_s"] > 0
+
+
+def test_policy_run_fifo_json() -> None:
+    res = runner.invoke(app, ["policy", "run", "fifo", "--set", "slice_ns=4ms", "--json", "--", "true"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)["report"]
+    assert report["state_after_load"] == "enabled"
+    assert report["ops_after_load"] == "fifo"
+    assert report["loaded_tunables"]["slice_ns"] == 4_000_000
+    assert report["detached"] is True
+
+
+def test_policy_run_reports_an_ejection_with_exit_3() -> None:
+    res = runner.invoke(app, ["policy", "run", str(FIXTURES / "stall"), "--", "true"])
+    assert res.exit_code == EXIT_EJECTED, res.output
+    assert "runnable task stall" in res.output
+
+
+def test_demo_compares_with_the_default_scheduler() -> None:
+    res = runner.invoke(app, ["demo", "--rounds", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert len(data["baseline_s"]) == 1
+    assert len(data["policy_s"]) == 1
+    assert all(x > 0 for x in data["baseline_s"] + data["policy_s"])
+    assert data["speedup"] == pytest.approx(data["baseline_s"][0] / data["policy_s"][0], rel=0.01)
+    assert data["last_report"]["state_after_run"] == "enabled"
