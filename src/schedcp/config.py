@@ -29,9 +29,7 @@ class SandboxSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kernel: str = Field(
-        "newest", description="kernel ABI name in the cache (e.g. 7.3.4+deb13-amd64) or 'newest'"
-    )
+    kernel: str = Field("newest", description="kernel ABI name in the cache (e.g. 7.3.4+deb13-amd64) or 'newest'")
     vcpus: int = Field(
         default_factory=lambda: os.cpu_count() or 2, ge=1, le=64, description="guest CPUs; default: the host's cores"
     )
@@ -76,6 +74,4 @@ def load_settings(path: Path | None = None) -> Settings:
         data = tomllib.loads(path.read_text())
         return Settings.model_validate(data)
     except (tomllib.TOMLDecodeError, ValidationError) as exc:
-        raise ConfigError(
-            f"invalid settings file {path}: {exc}\nFix or remove it; defaults apply without it."
-        ) from exc
+        raise ConfigError(f"invalid settings file {path}: {exc}\nFix or remove it; defaults apply without it.") from exc

@@ -36,9 +36,7 @@ class DemoResult(BaseModel):
     boot: BootInfo
     baseline_s: list[float] = Field(description="perf's total time under the default scheduler (EEVDF)")
     policy_s: list[float]
-    speedup: float = Field(
-        description="median baseline time / median policy time; > 1 means the policy is faster"
-    )
+    speedup: float = Field(description="median baseline time / median policy time; > 1 means the policy is faster")
     last_report: PolicyRunReport
 
 
@@ -66,10 +64,7 @@ def run_demo(
         progress(f"built {policy.name} ({built.sha256[:12]}); booting the sandbox")
         with Sandbox(settings, kernel=kernel) as vm:
             assert vm.info is not None
-            progress(
-                f"sandbox up in {vm.info.boot_s:.1f} s "
-                f"({vm.info.accel}, {vm.info.vcpus} vCPUs, {vm.info.kernel})"
-            )
+            progress(f"sandbox up in {vm.info.boot_s:.1f} s ({vm.info.accel}, {vm.info.vcpus} vCPUs, {vm.info.kernel})")
             # One unmeasured warm-up of each, then alternate so drift hits both sides equally.
             vm.run(MESSAGING, timeout=300, check=True)
             for i in range(rounds + 1):

@@ -29,9 +29,7 @@ class LostVMError(SandboxError):
     """The VM died or stopped answering; its console tail is attached for diagnosis."""
 
     def __init__(self, message: str, console_tail: str = "") -> None:
-        super().__init__(
-            message + (f"\n--- guest console (last lines) ---\n{console_tail}" if console_tail else "")
-        )
+        super().__init__(message + (f"\n--- guest console (last lines) ---\n{console_tail}" if console_tail else ""))
         self.console_tail = console_tail
 
 

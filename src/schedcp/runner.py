@@ -7,7 +7,6 @@ sandbox is the same code that attaches it on a production host.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -15,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from schedcp.fsutil import atomic_write
 from schedcp.models import CommandResult
 
 
@@ -92,8 +92,4 @@ class HostRunner:
 
 def stage_into(folder: Path, path: Path) -> Path:
     """Copy `path` into a shared folder (atomic rename, so the guest never sees half a file)."""
-    dest = folder / path.name
-    tmp = folder / f".{path.name}.tmp"
-    shutil.copyfile(path, tmp)
-    tmp.replace(dest)
-    return dest
+    return atomic_write(folder / path.name, path.read_bytes())

@@ -128,9 +128,7 @@ def attach(runner: CommandRunner, obj_path: str, name: str, timeout: float = 180
     """
     before = read_state(runner)
     if before.state != "disabled":
-        raise DeployError(
-            f"another sched_ext scheduler is attached ({before.ops or before.state}); detach it first"
-        )
+        raise DeployError(f"another sched_ext scheduler is attached ({before.ops or before.state}); detach it first")
     obj_name = obj_path.rsplit("/", 1)[-1].split(".", 1)[0]
     pin_dir = f"{PIN_ROOT}/{obj_name}"
     t0 = time.monotonic()

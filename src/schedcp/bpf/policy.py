@@ -92,9 +92,7 @@ class TunableSpec(BaseModel):
             raise PolicyError(f"tunable {name} takes an integer, got {value!r}")
         if not self.min <= value <= self.max:
             unit = f" {self.unit}" if self.unit else ""
-            raise PolicyError(
-                f"tunable {name}={value}{unit} is outside its range [{self.min}, {self.max}]{unit}"
-            )
+            raise PolicyError(f"tunable {name}={value}{unit} is outside its range [{self.min}, {self.max}]{unit}")
         return value
 
 
@@ -153,9 +151,7 @@ def load_policy(path: Path) -> Policy:
     """Read and check one policy folder."""
     meta = path / "policy.toml"
     if not meta.exists():
-        raise PolicyError(
-            f"{path} has no policy.toml; every policy needs its metadata (name, summary, tunables)"
-        )
+        raise PolicyError(f"{path} has no policy.toml; every policy needs its metadata (name, summary, tunables)")
     try:
         spec = PolicySpec.model_validate(tomllib.loads(meta.read_text()))
     except (tomllib.TOMLDecodeError, ValidationError) as exc:

@@ -50,23 +50,17 @@ def rodata_vars(obj: Path) -> dict[str, RodataVar]:
         return out
 
 
-def apply_tunables(
-    obj: Path, out: Path, types: Mapping[str, TunableType], values: Mapping[str, TunableValue]
-) -> Path:
+def apply_tunables(obj: Path, out: Path, types: Mapping[str, TunableType], values: Mapping[str, TunableValue]) -> Path:
     """Write `out`: `obj` with each tunable's value in .rodata; sizes must match the C types."""
     data = bytearray(obj.read_bytes())
     variables = rodata_vars(obj)
     for name, value in values.items():
         var = variables.get(name)
         if var is None:
-            raise BuildError(
-                f"tunable {name} is in policy.toml but not a `const volatile` global in the object"
-            )
+            raise BuildError(f"tunable {name} is in policy.toml but not a `const volatile` global in the object")
         kind = types[name]
         if var.size != SIZES[kind]:
-            raise BuildError(
-                f"tunable {name} is {kind} in policy.toml ({SIZES[kind]} bytes) but {var.size} bytes in C"
-            )
+            raise BuildError(f"tunable {name} is {kind} in policy.toml ({SIZES[kind]} bytes) but {var.size} bytes in C")
         struct.pack_into(_FORMATS[kind], data, var.file_offset, int(value))
     out.write_bytes(bytes(data))
     return out

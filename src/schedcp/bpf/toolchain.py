@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from schedcp.errors import BuildError, SetupError
+from schedcp.fsutil import atomic_write
 from schedcp.sandbox.kernel import Kernel
 
 CLANG = "clang-19"
@@ -62,9 +63,7 @@ def vmlinux_h(kernel: Kernel, cache_dir: Path) -> Path:
             f"{proc.stderr.decode(errors='replace')[-2000:]}\n"
             "The kernel must carry BTF with sched_ext; re-run `make setup`."
         )
-    tmp = header.with_suffix(".tmp")
-    tmp.write_bytes(proc.stdout)
-    tmp.replace(header)
+    atomic_write(header, proc.stdout)
     return out_dir
 
 

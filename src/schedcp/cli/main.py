@@ -42,9 +42,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output o
 TimeoutOpt = Annotated[float, typer.Option("--timeout", min=1, help="seconds the command may run")]
 VcpuOpt = Annotated[int | None, typer.Option("--vcpus", min=1, help="guest CPUs (default: host cores)")]
 MemOpt = Annotated[int | None, typer.Option("--memory", min=256, help="guest memory in MiB")]
-ShareOpt = Annotated[
-    list[Path] | None, typer.Option("--share", help="host folder the guest may write (repeatable)")
-]
+ShareOpt = Annotated[list[Path] | None, typer.Option("--share", help="host folder the guest may write (repeatable)")]
 CmdArg = Annotated[list[str], typer.Argument(help="the command to run, after --")]
 
 
@@ -75,6 +73,9 @@ def _guarded(fn: Callable[[], T]) -> T:
     except SchedcpError as exc:
         err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from exc
+    except OSError as exc:
+        err.print(f"[bold red]error:[/] {exc}; check free space and permissions", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from exc
     except KeyboardInterrupt:
         err.print("interrupted; the sandbox was shut down")
         raise typer.Exit(130) from None
@@ -231,9 +232,7 @@ def policy_build(
         settings = load_settings()
         policy = find_policy(name)
         kernel = find_kernel(settings.kernels_dir, settings.sandbox.kernel)
-        built = build_policy(
-            policy, policy.resolve_tunables(_parse_sets(set_)), kernel, settings.cache_dir, output
-        )
+        built = build_policy(policy, policy.resolve_tunables(_parse_sets(set_)), kernel, settings.cache_dir, output)
         info = {
             "policy": built.name,
             "object": str(built.obj),
@@ -268,9 +267,7 @@ def policy_run(
     def go() -> None:
         settings = _settings(vcpus, memory)
         with _status(f"building {name}, booting the sandbox, running under {name}...", as_json):
-            report, info = run_policy_in_sandbox(
-                name, command, _parse_sets(set_), timeout, settings, share or []
-            )
+            report, info = run_policy_in_sandbox(name, command, _parse_sets(set_), timeout, settings, share or [])
         if as_json:
             _emit_json({"boot": info.model_dump(), "report": report.model_dump(mode="json")})
         else:
@@ -290,9 +287,7 @@ def policy_run(
 
 @app.command()
 def demo(
-    policy: Annotated[
-        str, typer.Option(help="built-in policy to compare with the default scheduler")
-    ] = "fifo",
+    policy: Annotated[str, typer.Option(help="built-in policy to compare with the default scheduler")] = "fifo",
     rounds: Annotated[int, typer.Option(min=1, max=20, help="measured runs of each scheduler")] = 3,
     as_json: JsonOpt = False,
 ) -> None:

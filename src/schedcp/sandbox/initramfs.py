@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 from schedcp.errors import SetupError
+from schedcp.fsutil import atomic_write
 from schedcp.sandbox.kernel import Kernel
 
 BUSYBOX = Path("/bin/busybox")
@@ -110,9 +111,7 @@ def base_image(kernel: Kernel, cache_dir: Path) -> Path:
     if not BUSYBOX.exists():
         raise SetupError(f"{BUSYBOX} is missing (Debian package busybox-static); run `make setup`")
     init = _init_script()
-    key = hashlib.sha256(init + kernel.release.encode() + str(BUSYBOX.stat().st_size).encode()).hexdigest()[
-        :16
-    ]
+    key = hashlib.sha256(init + kernel.release.encode() + str(BUSYBOX.stat().st_size).encode()).hexdigest()[:16]
     out = cache_dir / "initramfs" / f"{kernel.release}-{key}.cpio"
     if out.exists():
         return out
@@ -128,11 +127,7 @@ def base_image(kernel: Kernel, cache_dir: Path) -> Path:
         cpio.file(f"lib/modules/{name}.ko", _read_module(mod))
         names.append(name)
     cpio.file("lib/modules/load-order", ("\n".join(names) + "\n").encode())
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_bytes(cpio.finish())
-    tmp.replace(out)
-    return out
+    return atomic_write(out, cpio.finish())
 
 
 def boot_env_archive(env: Mapping[str, str]) -> bytes:

@@ -43,13 +43,9 @@ class Kernel:
         """Fail early, and say what to do, when the cached kernel is incomplete or unusable."""
         for path in (self.vmlinux, self.modules_dir / "modules.dep", self.config_file):
             if not path.exists():
-                raise SetupError(
-                    f"sandbox kernel {self.release} is incomplete: {path} is missing; {SETUP_HINT}"
-                )
+                raise SetupError(f"sandbox kernel {self.release} is incomplete: {path} is missing; {SETUP_HINT}")
         if self.config().get("CONFIG_SCHED_CLASS_EXT") != "y":
-            raise SetupError(
-                f"kernel {self.release} has no CONFIG_SCHED_CLASS_EXT=y; it cannot run sched_ext policies"
-            )
+            raise SetupError(f"kernel {self.release} has no CONFIG_SCHED_CLASS_EXT=y; it cannot run sched_ext policies")
 
 
 def _version_key(release: str) -> tuple[int, ...]:

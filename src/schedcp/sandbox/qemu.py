@@ -28,9 +28,7 @@ def cpu_has_virt(cpuinfo: str) -> bool:
     return False
 
 
-def choose_accel(
-    requested: Literal["auto", "kvm", "tcg"], cpuinfo: str | None = None
-) -> Literal["kvm", "tcg"]:
+def choose_accel(requested: Literal["auto", "kvm", "tcg"], cpuinfo: str | None = None) -> Literal["kvm", "tcg"]:
     """KVM only where it can run a stock kernel: /dev/kvm usable *and* the CPU has vmx/svm.
 
     A /dev/kvm without vmx/svm (PVM, as on our build machines) crashes a stock kernel, so
@@ -43,9 +41,7 @@ def choose_accel(
     kvm_ok = os.access("/dev/kvm", os.R_OK | os.W_OK)
     if kvm_ok and cpu_has_virt(cpuinfo):
         return "kvm"
-    log.info(
-        "using TCG (software emulation): %s", "no vmx/svm in this CPU" if kvm_ok else "/dev/kvm not usable"
-    )
+    log.info("using TCG (software emulation): %s", "no vmx/svm in this CPU" if kvm_ok else "/dev/kvm not usable")
     return "tcg"
 
 

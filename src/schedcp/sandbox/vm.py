@@ -93,9 +93,7 @@ class Sandbox:
         self.start()
         return self
 
-    def __exit__(
-        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
     @property
@@ -144,10 +142,11 @@ class Sandbox:
         }
         for share in spec.shares:
             if " " in str(share.path) or ":" in str(share.path):
-                raise SandboxError(
-                    f"cannot share {share.path}: paths with spaces or colons are not supported"
-                )
-        spec.initrd.write_bytes(base.read_bytes() + initramfs.boot_env_archive(env))
+                raise SandboxError(f"cannot share {share.path}: paths with spaces or colons are not supported")
+        try:
+            spec.initrd.write_bytes(base.read_bytes() + initramfs.boot_env_archive(env))
+        except OSError as exc:
+            raise SandboxError(f"cannot write the boot image to {spec.initrd}: {exc}; is the disk full?") from exc
         argv = spec.argv()
         log.debug("qemu: %s", " ".join(argv))
         t0 = time.monotonic()
@@ -162,9 +161,7 @@ class Sandbox:
             )
         deadline = t0 + s.boot_timeout_s
         self.sock = self._connect(spec.control_socket, deadline)
-        ready = self._read_until(
-            lambda m: m.get("event") == "ready", deadline, what="the guest agent to start"
-        )
+        ready = self._read_until(lambda m: m.get("event") == "ready", deadline, what="the guest agent to start")
         self.info = BootInfo(
             kernel=str(ready.get("kernel", self.kernel.release)),
             accel=spec.accel,
@@ -257,9 +254,7 @@ class Sandbox:
         if check and result.timed_out:
             raise CommandTimeout(f"{' '.join(argv)} timed out after {timeout:g} s in the sandbox")
         if check and result.rc != 0:
-            raise SandboxError(
-                f"{' '.join(argv)} exited with {result.rc} in the sandbox\n{result.stderr[-4000:]}"
-            )
+            raise SandboxError(f"{' '.join(argv)} exited with {result.rc} in the sandbox\n{result.stderr[-4000:]}")
         return result
 
     def stage(self, path: Path) -> str:
@@ -295,9 +290,7 @@ class Sandbox:
             except OSError as exc:
                 raise self._lost(f"cannot send to the guest: {exc}") from exc
             deadline = time.monotonic() + timeout
-            return self._read_until(
-                lambda m: m.get("id") == rid, deadline, what=f"the reply to {req.get('op')}"
-            )
+            return self._read_until(lambda m: m.get("id") == rid, deadline, what=f"the reply to {req.get('op')}")
 
     def _read_until(self, want: Any, deadline: float, what: str) -> dict[str, Any]:
         assert self.sock is not None
