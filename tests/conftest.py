@@ -25,16 +25,18 @@ _shared_vm_pids: set[int] = set()
 
 
 def our_qemu_pids() -> set[int]:
-    """QEMU processes started by schedcp (their command line names a schedcp-vm- run folder)."""
+    """schedcp QEMU processes started by this test process (not another session's VMs)."""
     pids = set()
+    me = os.getpid()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
             continue
-        if b"qemu-system" in cmdline and b"schedcp-vm-" in cmdline:
+        if ppid == me and b"qemu-system" in cmdline and b"schedcp-vm-" in cmdline:
             pids.add(int(entry.name))
     return pids
 

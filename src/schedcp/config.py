@@ -27,11 +27,14 @@ def _default_cache() -> Path:
 class SandboxSettings(BaseModel):
     """How the sandbox VM is booted."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     kernel: str = Field("newest", description="kernel ABI name in the cache (e.g. 7.3.4+deb13-amd64) or 'newest'")
     vcpus: int = Field(
-        default_factory=lambda: os.cpu_count() or 2, ge=1, le=64, description="guest CPUs; default: the host's cores"
+        default_factory=lambda: min(os.cpu_count() or 2, 64),
+        ge=1,
+        le=64,
+        description="guest CPUs; default: the host's cores",
     )
     memory_mb: int = Field(2048, ge=256, le=65536, description="guest memory in MiB")
     accel: Literal["auto", "kvm", "tcg"] = Field(
@@ -45,7 +48,7 @@ class SandboxSettings(BaseModel):
 class Settings(BaseModel):
     """All of schedcp's settings."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     cache_dir: Path = Field(
         default_factory=_default_cache,
@@ -73,5 +76,5 @@ def load_settings(path: Path | None = None) -> Settings:
     try:
         data = tomllib.loads(path.read_text())
         return Settings.model_validate(data)
-    except (tomllib.TOMLDecodeError, ValidationError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ValidationError) as exc:
         raise ConfigError(f"invalid settings file {path}: {exc}\nFix or remove it; defaults apply without it.") from exc

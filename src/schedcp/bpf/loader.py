@@ -26,16 +26,10 @@ from schedcp.runner import CommandRunner
 SCX_SYSFS = "/sys/kernel/sched_ext"
 PIN_ROOT = "/sys/fs/bpf/schedcp"
 _DISABLED = re.compile(r'sched_ext: BPF scheduler "(?P<name>[^"]+)" disabled \((?P<reason>[^)]*)\)')
-_VERIFIER_MARKERS = (
-    "BEGIN PROG LOAD LOG",
-    "failed to load",
-    "Permission denied",
-    "Invalid argument",
-    "processed ",
-    "R0 ",
-    "invalid",
-    "unbounded",
-)
+_STATES = ("enabled", "disabled", "enabling", "disabling")
+# libbpf's report of a program the kernel refused; anything else failing is not the verifier.
+_VERIFIER_LOG = re.compile(r"BEGIN PROG LOAD LOG|prog '[^']+': failed to load|BPF program load failed")
+_BPF_SCHEDULER = re.compile(r'BPF scheduler "')
 
 
 @dataclass
@@ -73,7 +67,7 @@ class Ejection:
 
 def read_state(runner: CommandRunner, timeout: float = 30.0) -> ScxState:
     script = (
-        f"cat {SCX_SYSFS}/state; "
+        f"cat {SCX_SYSFS}/state || exit 1; "
         f"cat {SCX_SYSFS}/root/ops 2>/dev/null || echo -; "
         f"cat {SCX_SYSFS}/enable_seq 2>/dev/null || echo 0"
     )
@@ -84,10 +78,11 @@ def read_state(runner: CommandRunner, timeout: float = 30.0) -> ScxState:
             f"cannot read {SCX_SYSFS}: {res.stderr.strip() or res.stdout.strip()}; "
             "this kernel may lack sched_ext (CONFIG_SCHED_CLASS_EXT)"
         )
+    state = lines[0].strip()
+    if state not in _STATES:
+        raise DeployError(f"unexpected sched_ext state {state!r} in {SCX_SYSFS}/state")
     ops = lines[1].strip()
-    return ScxState(
-        state=lines[0].strip(), ops=None if ops in ("-", "") else ops, enable_seq=int(lines[2].strip() or 0)
-    )
+    return ScxState(state=state, ops=None if ops in ("-", "") else ops, enable_seq=int(lines[2].strip() or 0))
 
 
 def wait_state(runner: CommandRunner, want: str, timeout: float = 15.0) -> ScxState:
@@ -112,8 +107,11 @@ def find_ejection(lines: Sequence[str], name: str) -> Ejection | None:
         if m and m.group("name") == name:
             details = []
             for line in lines[i + 1 : i + 8]:
-                if "sched_ext:" in line and "enabled" not in line:
-                    details.append(line.split("sched_ext:", 1)[1].strip())
+                if _BPF_SCHEDULER.search(line):
+                    break
+                text = line.split("sched_ext:", 1)[1].strip() if "sched_ext:" in line else ""
+                if text.startswith(f"{name}: "):
+                    details.append(text)
             return Ejection(reason=m.group("reason"), details=details)
     return None
 
@@ -131,18 +129,11 @@ def attach(runner: CommandRunner, obj_path: str, name: str, timeout: float = 180
         raise DeployError(f"another sched_ext scheduler is attached ({before.ops or before.state}); detach it first")
     obj_name = obj_path.rsplit("/", 1)[-1].split(".", 1)[0]
     pin_dir = f"{PIN_ROOT}/{obj_name}"
+    made = runner.run(["mkdir", "-p", pin_dir], timeout=30.0)
+    if made.rc != 0:
+        raise DeployError(f"cannot create the pin folder {pin_dir}: {made.stderr.strip()}; is bpffs mounted?")
     t0 = time.monotonic()
-    res = runner.run(
-        [
-            "sh",
-            "-c",
-            'mkdir -p "$1" && exec bpftool struct_ops register "$2" "$1"',
-            "attach",
-            pin_dir,
-            obj_path,
-        ],
-        timeout=timeout,
-    )
+    res = runner.run(["bpftool", "struct_ops", "register", obj_path, pin_dir], timeout=timeout)
     load_s = time.monotonic() - t0
     log = (res.stderr + res.stdout).strip()
     if res.timed_out:
@@ -154,7 +145,7 @@ def attach(runner: CommandRunner, obj_path: str, name: str, timeout: float = 180
         )
     if res.rc != 0:
         runner.run(["rm", "-rf", pin_dir], timeout=30.0)
-        if any(marker in log for marker in _VERIFIER_MARKERS):
+        if _VERIFIER_LOG.search(log):
             raise VerifierRejected(f"the kernel's BPF verifier rejected {name}", _trim_log(log))
         raise DeployError(f"bpftool could not attach {name} (exit {res.rc}):\n{log[-4000:]}")
     state = read_state(runner)

@@ -74,7 +74,10 @@ def compile_policy(
     if not source.exists():
         raise BuildError(f"policy source {source} does not exist")
     includes = [vmlinux_h(kernel, cache_dir), include_dir(), source.parent, *(extra_includes or [])]
-    argv = [_tool(CLANG), *CFLAGS, *(f"-I{p}" for p in includes), "-c", str(source), "-o", str(out)]
+    # Keep host paths out of the debug info: the same code and tunables must give the same
+    # object (and sha256) wherever schedcp runs, since verification reports bind to that hash.
+    reproducible = ["-fdebug-compilation-dir=.", f"-ffile-prefix-map={source.parent}=."]
+    argv = [_tool(CLANG), *CFLAGS, *reproducible, *(f"-I{p}" for p in includes), "-c", str(source), "-o", str(out)]
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)

@@ -67,6 +67,11 @@ def check_qemu(qemu: str) -> None:
         )
 
 
+def qemu_escape(value: object) -> str:
+    """QEMU option values separate fields with commas; a literal comma is written twice."""
+    return str(value).replace(",", ",,")
+
+
 @dataclass
 class Share:
     """A host folder the guest may write to, mounted at the same path."""
@@ -108,7 +113,7 @@ class QemuSpec:
         argv = [self.qemu, "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]
         argv += self._machine()
         argv += ["-kernel", str(self.kernel), "-initrd", str(self.initrd), "-append", self.cmdline()]
-        argv += ["-chardev", f"file,id=console,path={self.console_log}", "-serial", "chardev:console"]
+        argv += ["-chardev", f"file,id=console,path={qemu_escape(self.console_log)}", "-serial", "chardev:console"]
         argv += self._filesystems()
         argv += self._control()
         return argv
@@ -130,7 +135,7 @@ class QemuSpec:
         for share in self.shares:
             args += [
                 "-fsdev",
-                f"local,id={share.tag},path={share.path},security_model=none,multidevs=remap",
+                f"local,id={share.tag},path={qemu_escape(share.path)},security_model=none,multidevs=remap",
                 "-device",
                 f"virtio-9p-pci,fsdev={share.tag},mount_tag={share.tag}",
             ]
@@ -141,7 +146,7 @@ class QemuSpec:
             "-device",
             "virtio-serial-pci",
             "-chardev",
-            f"socket,id=ctl,path={self.control_socket},server=on,wait=off",
+            f"socket,id=ctl,path={qemu_escape(self.control_socket)},server=on,wait=off",
             "-device",
             f"virtserialport,chardev=ctl,name={PORT_NAME}",
         ]

@@ -42,6 +42,7 @@ BASE_ENV = {
 MAX_OUTPUT = 64 * 1024 * 1024  # bytes kept per stream; the rest is dropped and flagged
 RT_PRIORITY = 50
 RB_POWER_OFF = 0x4321FEDC
+KILL_WAIT_S = 5.0  # how long a killed command may take to die before it is reported anyway
 
 
 def find_port(name: str) -> str:
@@ -205,19 +206,40 @@ class Agent:
             if job.exited_at is None and job.proc.poll() is not None:
                 job.exited_at = now
             if job.exited_at is None and now > job.deadline:
-                job.timed_out = True
-                self.kill_group(pid)
-                job.proc.wait()
-                job.exited_at = now
+                # Never block here: a killed task must still be scheduled to exit, and the
+                # scheduler under test may not do that soon. Poll; give up after KILL_WAIT_S.
+                if not job.timed_out:
+                    job.timed_out = True
+                    self.kill_group(pid)
+                elif now > job.deadline + KILL_WAIT_S:
+                    job.exited_at = now
             # A background child may hold the pipes open after the command itself exits:
             # give it a moment, then kill the whole process group so nothing outlives a command.
             if job.exited_at is not None and (job.open_streams == 0 or now - job.exited_at > 0.5):
                 self.kill_group(pid)
+                self.wait_group_gone(pid)
                 self.finish(pid, job)
 
     def kill_group(self, pid: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
+
+    def wait_group_gone(self, pgid: int, limit_s: float = 1.0) -> None:
+        """Reply only once the killed group is reaped, so "finished" means nothing of it is left.
+
+        Killed members reparented to us stay zombies (still in the group) until reaped. Bounded:
+        under a scheduler that stalls tasks, a killed task may not get to run its exit for a while.
+        """
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            self.reap_orphans()
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
+            except PermissionError:
+                return
+            time.sleep(0.005)
 
     def finish(self, pid: int, job: Job) -> None:
         for stream in (job.proc.stdout, job.proc.stderr):
