@@ -196,6 +196,9 @@ def test_base_image_is_built_and_reused(tmp_path: Path) -> None:
     assert entries["bin/busybox"].data == initramfs.BUSYBOX.read_bytes()
     assert stat.S_IMODE(entries["init"].mode) == 0o755
     assert entries["init"].data.startswith(b"#!/bin/busybox sh")
+    # The agent must travel in the image: the package may sit under a folder the guest hides.
+    agent = Path(initramfs.__file__).parent / "guest" / "agent.py"
+    assert entries["agent.py"].data == agent.read_bytes()
     order = entries["lib/modules/load-order"].data.decode().split()
     assert order == ["netfs", "9pnet", "9pnet_virtio", "9p"]
     for name in order:

@@ -102,16 +102,19 @@ def _read_module(path: Path) -> bytes:
     return data
 
 
-def _init_script() -> bytes:
-    return resources.files("schedcp.sandbox.guest").joinpath("init.sh").read_bytes()
+def _guest_file(name: str) -> bytes:
+    return resources.files("schedcp.sandbox.guest").joinpath(name).read_bytes()
 
 
 def base_image(kernel: Kernel, cache_dir: Path) -> Path:
     """The cached per-kernel initramfs, rebuilt when the kernel or init script changes."""
     if not BUSYBOX.exists():
         raise SetupError(f"{BUSYBOX} is missing (Debian package busybox-static); run `make setup`")
-    init = _init_script()
-    key = hashlib.sha256(init + kernel.release.encode() + str(BUSYBOX.stat().st_size).encode()).hexdigest()[:16]
+    init = _guest_file("init.sh")
+    # The agent travels in the initramfs, not through the 9p root: the package may live under a
+    # folder the guest hides (a checkout in /tmp sits under the guest's own tmpfs).
+    agent = _guest_file("agent.py")
+    key = hashlib.sha256(init + agent + kernel.release.encode() + str(BUSYBOX.stat().st_size).encode()).hexdigest()[:16]
     out = cache_dir / "initramfs" / f"{kernel.release}-{key}.cpio"
     if out.exists():
         return out
@@ -121,6 +124,7 @@ def base_image(kernel: Kernel, cache_dir: Path) -> Path:
     cpio.chardev("dev/console", 5, 1)
     cpio.file("bin/busybox", BUSYBOX.read_bytes(), 0o755)
     cpio.file("init", init, 0o755)
+    cpio.file("agent.py", agent)
     names = []
     for mod in module_closure(kernel.modules_dir, ROOT_MODULES):
         name = mod.name.split(".ko")[0]

@@ -27,7 +27,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -132,12 +131,10 @@ class Sandbox:
         check_qemu(s.qemu)
         spec = self.spec()
         base = initramfs.base_image(self.kernel, self.settings.cache_dir)
-        agent = resources.files("schedcp.sandbox.guest").joinpath("agent.py")
         env = {
             "SCHEDCP_ROOT_TAG": ROOT_TAG,
             "SCHEDCP_SHARES": " ".join(f"{sh.tag}:{sh.path}" for sh in spec.shares),
             "SCHEDCP_PYTHON": _guest_python(),
-            "SCHEDCP_AGENT": str(Path(str(agent)).resolve()),
             "SCHEDCP_PORT": PORT_NAME,
         }
         for share in spec.shares:

@@ -56,4 +56,6 @@ for share in $SCHEDCP_SHARES; do
 done
 
 hostname schedcp-sandbox
-exec switch_root /newroot $SCHEDCP_PYTHON -I -S "$SCHEDCP_AGENT" --port "$SCHEDCP_PORT"
+# The agent comes with the initramfs (which switch_root discards), so keep it on the new /run.
+cp /agent.py /newroot/run/schedcp-agent.py || fail "cannot copy the agent"
+exec switch_root /newroot $SCHEDCP_PYTHON -I -S /run/schedcp-agent.py --port "$SCHEDCP_PORT"
