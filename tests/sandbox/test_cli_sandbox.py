@@ -54,3 +54,14 @@ def test_demo_compares_with_the_default_scheduler() -> None:
     assert all(x > 0 for x in data["baseline_s"] + data["policy_s"])
     assert data["speedup"] == pytest.approx(data["baseline_s"][0] / data["policy_s"][0], rel=0.01)
     assert data["last_report"]["state_after_run"] == "enabled"
+
+
+def test_sandbox_run_shares_the_current_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["sandbox", "run", "--", "sh", "-c", "pwd; echo made-in-guest > out.txt"])
+    assert res.exit_code == 0, res.output
+    assert res.stdout.strip() == str(tmp_path.resolve())
+    assert (tmp_path / "out.txt").read_text() == "made-in-guest\n"
+    res = runner.invoke(app, ["sandbox", "run", "--no-share-cwd", "--", "sh", "-c", "pwd; echo x > out2.txt"])
+    assert res.stdout.splitlines()[0] == "/tmp"
+    assert not (tmp_path / "out2.txt").exists()

@@ -44,6 +44,13 @@ VcpuOpt = Annotated[int | None, typer.Option("--vcpus", min=1, help="guest CPUs 
 MemOpt = Annotated[int | None, typer.Option("--memory", min=256, help="guest memory in MiB")]
 ShareOpt = Annotated[list[Path] | None, typer.Option("--share", help="host folder the guest may write (repeatable)")]
 CmdArg = Annotated[list[str], typer.Argument(help="the command to run, after --")]
+CwdOpt = Annotated[
+    bool,
+    typer.Option(
+        "--share-cwd/--no-share-cwd",
+        help="share the current folder read-write with the guest and run the command there (default)",
+    ),
+]
 
 
 @app.callback()
@@ -95,6 +102,16 @@ def _emit_json(obj: BaseModel | dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
+def _shares_and_cwd(share: list[Path] | None, share_cwd: bool) -> tuple[list[Path], Path | None]:
+    """The folders the guest may write, and where the command runs: the current folder by default,
+    as a container run with the project mounted would (the rest of the host is read-only)."""
+    shares = [p.resolve() for p in share or []]
+    cwd = Path.cwd().resolve()
+    if not share_cwd or cwd == Path("/"):
+        return shares, None
+    return [*shares, cwd], cwd
+
+
 def _parse_sets(sets: list[str] | None) -> dict[str, str]:
     parsed: dict[str, str] = {}
     for item in sets or []:
@@ -121,6 +138,7 @@ def sandbox_run(
     vcpus: VcpuOpt = None,
     memory: MemOpt = None,
     share: ShareOpt = None,
+    share_cwd: CwdOpt = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Boot the sandbox, run COMMAND in it, shut it down; exits with the command's exit code."""
@@ -129,7 +147,8 @@ def sandbox_run(
     def go() -> None:
         settings = _settings(vcpus, memory)
         with _status("booting the sched_ext sandbox...", as_json):
-            result, info = run_once(command, settings=settings, timeout=timeout, shares=share or [])
+            shares, cwd = _shares_and_cwd(share, share_cwd)
+            result, info = run_once(command, settings=settings, timeout=timeout, shares=shares, cwd=cwd)
         if as_json:
             _emit_json({"boot": info.model_dump(), "result": result.model_dump()})
         else:
@@ -256,6 +275,7 @@ def policy_run(
     vcpus: VcpuOpt = None,
     memory: MemOpt = None,
     share: ShareOpt = None,
+    share_cwd: CwdOpt = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Run COMMAND in the sandbox under policy NAME (a built-in name or a policy folder).
@@ -267,7 +287,8 @@ def policy_run(
     def go() -> None:
         settings = _settings(vcpus, memory)
         with _status(f"building {name}, booting the sandbox, running under {name}...", as_json):
-            report, info = run_policy_in_sandbox(name, command, _parse_sets(set_), timeout, settings, share or [])
+            shares, cwd = _shares_and_cwd(share, share_cwd)
+            report, info = run_policy_in_sandbox(name, command, _parse_sets(set_), timeout, settings, shares, cwd)
         if as_json:
             _emit_json({"boot": info.model_dump(), "report": report.model_dump(mode="json")})
         else:

@@ -62,6 +62,7 @@ def run_under_policy(
     argv: Sequence[str],
     timeout: float,
     load_timeout: float = 180.0,
+    cwd: Path | None = None,
 ) -> PolicyRunReport:
     """Attach `built`, run `argv`, detach; a verifier rejection or attach failure raises."""
     dmesg_before = len(loader.dmesg_lines(runner))
@@ -81,7 +82,7 @@ def run_under_policy(
             raise DeployError(f"the kernel reports scheduler {state.ops!r} attached, expected {built.name!r}")
         if state.enabled:
             log.info("%s enabled (load %.2f s); running %s", built.name, attached.load_s, " ".join(argv))
-            report.command = runner.run(argv, timeout=timeout)
+            report.command = runner.run(argv, timeout=timeout, cwd=cwd)
             after = loader.read_state(runner)
             report.state_after_run, report.ops_after_run = after.state, after.ops
         report.stats = _read_section(runner, attached, "bss")
@@ -120,6 +121,7 @@ def run_policy_in_sandbox(
     timeout: float = 600.0,
     settings: Settings | None = None,
     shares: Sequence[Path] = (),
+    cwd: Path | None = None,
 ) -> tuple[PolicyRunReport, BootInfo]:
     """Build a policy with its tunables, boot a sandbox, run `argv` under it: `schedcp policy run`."""
     settings = settings or load_settings()
@@ -130,4 +132,4 @@ def run_policy_in_sandbox(
         built = build_policy(policy, tunables, kernel, settings.cache_dir, Path(tmp))
         with Sandbox(settings, shares=shares, kernel=kernel) as vm:
             assert vm.info is not None
-            return run_under_policy(vm, built, argv, timeout=timeout), vm.info
+            return run_under_policy(vm, built, argv, timeout=timeout, cwd=cwd), vm.info

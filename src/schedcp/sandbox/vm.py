@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import select
+import shlex
 import shutil
 import signal
 import socket
@@ -106,6 +107,8 @@ class Sandbox:
             if path == Path("/"):
                 raise SandboxError("cannot share / read-write; share a project folder instead")
             shares.append(Share(path, f"share{i}"))
+        # Parents before children: a share mounted later would hide one nested inside it.
+        shares.sort(key=lambda sh: len(sh.path.parts))
         return QemuSpec(
             qemu=s.qemu,
             kernel=self.kernel.vmlinux,
@@ -145,7 +148,7 @@ class Sandbox:
         except OSError as exc:
             raise SandboxError(f"cannot write the boot image to {spec.initrd}: {exc}; is the disk full?") from exc
         argv = spec.argv()
-        log.debug("qemu: %s", " ".join(argv))
+        log.info("qemu command: %s", shlex.join(argv))
         t0 = time.monotonic()
         with open(self.run_dir / "qemu.log", "wb") as qlog:
             self.proc = subprocess.Popen(
@@ -344,8 +347,9 @@ def run_once(
     settings: Settings | None = None,
     timeout: float | None = None,
     shares: Sequence[Path] = (),
+    cwd: Path | None = None,
 ) -> tuple[CommandResult, BootInfo]:
     """Boot, run one command, shut down: the `schedcp sandbox run` path."""
     with Sandbox(settings, shares=shares) as vm:
         assert vm.info is not None
-        return vm.run(argv, timeout=timeout), vm.info
+        return vm.run(argv, timeout=timeout, cwd=cwd), vm.info
