@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write(path: Path, data: bytes) -> Path:
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> Path:
     """Write to a unique temporary file beside `path`, then rename over it.
 
     Readers see the old file or the new one, never a partial one; two writers racing on the
@@ -18,6 +18,7 @@ def atomic_write(path: Path, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, mode)  # mkstemp makes 0600; cached files and staged programs must be usable
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

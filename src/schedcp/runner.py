@@ -92,4 +92,4 @@ class HostRunner:
 
 def stage_into(folder: Path, path: Path) -> Path:
     """Copy `path` into a shared folder (atomic rename, so the guest never sees half a file)."""
-    return atomic_write(folder / path.name, path.read_bytes())
+    return atomic_write(folder / path.name, path.read_bytes(), mode=path.stat().st_mode & 0o777)

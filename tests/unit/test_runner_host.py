@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -119,3 +120,14 @@ def test_stage_into_copies_atomically(tmp_path: Path) -> None:
     src.write_bytes(b"new")
     assert stage_into(share, src).read_bytes() == b"new"
     assert sorted(p.name for p in share.iterdir()) == ["fifo1234.bpf.o"]
+
+
+def test_stage_into_keeps_the_executable_bit(tmp_path: Path) -> None:
+    prog = tmp_path / "prog.sh"
+    prog.write_text("#!/bin/sh\necho ran\n")
+    prog.chmod(0o755)
+    dest_dir = tmp_path / "share"
+    dest_dir.mkdir()
+    staged = stage_into(dest_dir, prog)
+    assert staged.stat().st_mode & 0o777 == 0o755
+    assert subprocess.run([str(staged)], capture_output=True, text=True, check=True).stdout == "ran\n"
