@@ -11,7 +11,8 @@ SOURCES=/etc/apt/sources.list.d/schedcp.sources
 PREFS=/etc/apt/preferences.d/schedcp
 # Debian packages from bookworm (clang-19 etc.) and from bookworm-backports (QEMU 10:
 # bookworm's QEMU 7.2 crashes guests when a sched_ext scheduler attaches under MTTCG).
-BOOKWORM_PKGS=(clang-19 llvm-19 busybox-static stress-ng kmod zstd linux-perf rt-tests make gcc libc6-dev)
+BOOKWORM_PKGS=(clang-19 llvm-19 busybox-static stress-ng kmod zstd linux-perf rt-tests make gcc libc6-dev
+    dpkg-dev xz-utils gzip)
 BACKPORTS_PKGS=(qemu-system-x86 bpftool libbpf-dev libbpf1)
 MIN_QEMU_MAJOR=10
 
@@ -45,7 +46,8 @@ ensure_apt_sources() {
     uri=$(debian_uri | head -n1)
     [ -n "$uri" ] || die "no Debian bookworm source in /etc/apt; add one (the machine's mirror) and run again"
     local want
-    want=$(printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports trixie-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$uri")
+    # deb-src for bookworm: the build benchmark compiles a real Debian source package.
+    want=$(printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports trixie-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\nTypes: deb-src\nURIs: %s\nSuites: bookworm\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$uri" "$uri")
     # bookworm-backports at the backports default (100: only what we ask for by -t);
     # trixie-backports never installs anything (-1): we only `apt-get download` the kernel from it.
     local prefs
@@ -55,7 +57,8 @@ ensure_apt_sources() {
         printf '%s\n' "$want" | as_root tee "$SOURCES" >/dev/null
         printf '%s\n' "$prefs" | as_root tee "$PREFS" >/dev/null
         as_root apt-get update -q
-    elif ! compgen -G '/var/lib/apt/lists/*trixie-backports*Packages*' >/dev/null; then
+    elif ! compgen -G '/var/lib/apt/lists/*trixie-backports*Packages*' >/dev/null \
+        || ! compgen -G '/var/lib/apt/lists/*bookworm_main_source_Sources*' >/dev/null; then
         as_root apt-get update -q
     fi
 }
@@ -146,11 +149,40 @@ ensure_kernel() {
     log "sandbox kernel $abi ready in $dir"
 }
 
+# Source packages the benchmarks build (the `build` workload): fetched, not installed.
+BENCH_SOURCES=(lua5.4)
+
+ensure_bench_sources() {
+    local pkg dir
+    for pkg in "${BENCH_SOURCES[@]}"; do
+        dir="$CACHE/sources/$pkg"
+        compgen -G "$dir/*.orig.tar.*" >/dev/null && continue
+        log "fetching the $pkg source package for the build benchmark"
+        rm -rf "$dir.partial" && mkdir -p "$dir.partial"
+        (cd "$dir.partial" && apt-get source --download-only -q "$pkg")
+        compgen -G "$dir.partial/*.orig.tar.*" >/dev/null || die "apt-get source $pkg gave no upstream tarball"
+        rm -rf "$dir" && mv "$dir.partial" "$dir"
+    done
+}
+
+# Only with --full: what `--size full` of the build benchmark needs (a Linux kernel build).
+ensure_full_build_deps() {
+    local missing=() p
+    for p in linux-source flex bison bc libelf-dev libssl-dev; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    log "installing the full-size build benchmark's packages: ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
 main() {
     [ -r /etc/debian_version ] || die "this setup supports Debian 12 hosts only"
     ensure_apt_sources
     ensure_packages
     ensure_kernel
+    ensure_bench_sources
+    if [ "${1:-}" = "--full" ]; then ensure_full_build_deps; fi
 }
 
 main "$@"

@@ -17,6 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from schedcp.errors import ConfigError
 
 
+def _default_data() -> Path:
+    if env := os.environ.get("SCHEDCP_DATA"):
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "schedcp"
+
+
 def _default_cache() -> Path:
     if env := os.environ.get("SCHEDCP_CACHE"):
         return Path(env)
@@ -54,11 +61,19 @@ class Settings(BaseModel):
         default_factory=_default_cache,
         description="kernels, vmlinux.h and initramfs; default $SCHEDCP_CACHE or ~/.cache/schedcp",
     )
+    data_dir: Path = Field(
+        default_factory=_default_data,
+        description="benchmark results and other records; default $SCHEDCP_DATA or ~/.local/share/schedcp",
+    )
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
 
     @property
     def kernels_dir(self) -> Path:
         return self.cache_dir / "kernels"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.data_dir / "results"
 
 
 def config_path() -> Path:

@@ -64,6 +64,8 @@ class VerifierRejected(SchedcpError):
 class PolicyEjected(SchedcpError):
     """The kernel disabled a running policy (watchdog stall, runtime error, ...)."""
 
+    exit_code = 3
+
     def __init__(self, message: str, reason: str = "") -> None:
         super().__init__(message)
         self.reason = reason

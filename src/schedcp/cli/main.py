@@ -29,6 +29,8 @@ sandbox_app = typer.Typer(no_args_is_help=True, help="The sched_ext sandbox VM."
 policy_app = typer.Typer(no_args_is_help=True, help="Scheduler policies: list, build, run.")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(policy_app, name="policy")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: real workloads, A/B against the default scheduler.")
+app.add_typer(bench_app, name="bench")
 
 err = Console(stderr=True)
 out = Console()
@@ -345,6 +347,93 @@ def demo(
         )
 
     _guarded(go)
+
+
+# -- benchmarks ---------------------------------------------------------------------------
+
+
+@bench_app.command("list")
+def bench_list(as_json: JsonOpt = False) -> None:
+    """List the workloads with their metrics and what "better" means for each."""
+    from schedcp.bench.registry import all_workloads
+
+    def go() -> None:
+        workloads = all_workloads()
+        if as_json:
+            _emit_json({"workloads": [w.info.model_dump() for w in workloads.values()]})
+            return
+        table = Table("workload", "class", "metrics (primary first)", "sizes", "summary")
+        for w in workloads.values():
+            ordered = sorted(w.info.metrics, key=lambda m: m.name != w.info.primary)
+            metrics = "\n".join(f"{m.name} [{m.unit}] {m.better} is better" for m in ordered)
+            sizes = ", ".join(s + (" (default)" if s == w.info.default_size else "") for s in w.info.sizes)
+            table.add_row(w.info.name, w.info.workload_class, metrics, sizes, w.info.summary)
+        out.print(table)
+
+    _guarded(go)
+
+
+@bench_app.command("run")
+def bench_run(
+    workload: str,
+    policy: Annotated[str | None, typer.Option("--policy", help="candidate policy (name or folder)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="candidate tunable NAME=VALUE (repeatable)")] = None,
+    baseline: Annotated[str, typer.Option(help="'default' (the kernel's scheduler) or a policy")] = "default",
+    repeat: Annotated[int, typer.Option(min=1, max=100, help="measured runs a side, after one warm-up")] = 3,
+    size: Annotated[str | None, typer.Option(help="workload size (see `bench list`)")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="JSON result file")] = None,
+    plot: Annotated[bool, typer.Option("--plot", help="also write a PNG (next to the JSON)")] = False,
+    vcpus: VcpuOpt = None,
+    memory: MemOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run WORKLOAD under the baseline and the candidate alternately in one sandbox boot; report ratios.
+
+    Exit status: 0, 3 if the kernel ejected a policy during a run, 1 on any other error.
+    """
+    from schedcp.bench.service import bench_in_sandbox
+
+    def go() -> None:
+        settings = _settings(vcpus, memory)
+        progress = (lambda _m: None) if as_json else (lambda m: err.print(f"[dim]{m}[/]"))
+        result, json_path, png = bench_in_sandbox(
+            workload, policy, _parse_sets(set_), baseline, repeat, size, settings, output, plot, progress
+        )
+        if as_json:
+            paths = {"json": str(json_path), "plot": str(png) if png else None}
+            _emit_json({"result": result.model_dump(mode="json"), **paths})
+            return
+        _print_bench(result)
+        out.print(f"result: {json_path}" + (f"\nplot:   {png}" if png else ""))
+
+    _guarded(go)
+
+
+def _print_bench(result: Any) -> None:
+    cand = result.candidate.name if result.candidate else None
+    title = f"{result.workload.name} ({result.size}): {result.baseline.name}" + (f" vs {cand}" if cand else "")
+    table = Table(title=title + f", {result.repeat} runs a side")
+    for col in ("metric", "better", f"{result.baseline.name} median [min-max]"):
+        table.add_column(col)
+    if cand:
+        for col in (f"{cand} median [min-max]", "ratio", "95% CI", "verdict"):
+            table.add_column(col)
+    for m in result.metrics:
+        row = [f"{m.name} ({m.unit})", m.better, f"{m.baseline.median:.4g} [{m.baseline.min:.4g}-{m.baseline.max:.4g}]"]
+        if m.candidate is not None and m.comparison is not None:
+            c = m.comparison
+            ci = f"[{c.ci_low:.3f}, {c.ci_high:.3f}]" if c.ci_low is not None and c.ci_high is not None else "-"
+            color = {"better": "green", "worse": "red"}.get(c.verdict, "yellow")
+            row += [
+                f"{m.candidate.median:.4g} [{m.candidate.min:.4g}-{m.candidate.max:.4g}]",
+                f"{c.ratio:.3f}",
+                ci,
+                f"[{color}]{c.verdict}[/]",
+            ]
+        table.add_row(*row)
+    out.print(table)
+    if result.note:
+        out.print(f"[dim]{result.note}[/]")
 
 
 def _print_report(report: Any, boot_s: float) -> None:

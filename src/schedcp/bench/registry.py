@@ -1,0 +1,20 @@
+"""Workloads by name: what `schedcp bench list` shows and `bench run NAME` runs."""
+
+from __future__ import annotations
+
+from schedcp.bench.workload import Workload
+from schedcp.bench.workloads.build import Build
+from schedcp.bench.workloads.perf import Messaging, Pipe
+from schedcp.errors import SchedcpError
+
+
+def all_workloads() -> dict[str, Workload]:
+    workloads: list[Workload] = [Messaging(), Pipe(), Build()]
+    return {w.info.name: w for w in workloads}
+
+
+def get_workload(name: str) -> Workload:
+    workloads = all_workloads()
+    if name not in workloads:
+        raise SchedcpError(f"no workload named {name!r}; `schedcp bench list` shows them: {', '.join(workloads)}")
+    return workloads[name]
