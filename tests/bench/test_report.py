@@ -27,3 +27,14 @@ def test_corrupt_result_file(tmp_path: Path) -> None:
     bad.write_text("{not json")
     with pytest.raises(SchedcpError, match="cannot read benchmark result"):
         load_json(bad)
+
+
+def test_summary_markdown_has_a_row_per_compared_metric(tmp_path: Path) -> None:
+    from schedcp.bench.service import summary_markdown
+
+    result = run_ab(HostRunner(), Counter(tmp_path / "s"), "tiny", tmp_path, repeat=2)
+    text = summary_markdown([result])
+    rows = [line for line in text.splitlines() if line.startswith("| counter")]
+    assert len(rows) == len(result.metrics)
+    assert "| counter (tiny) | n (count) | higher |" in rows[0]
+    assert summary_markdown([]) == ""

@@ -14,6 +14,7 @@ from schedcp.bench.report import plot as draw
 from schedcp.bpf.build import BuiltPolicy, build_policy
 from schedcp.bpf.policy import find_policy
 from schedcp.config import Settings, load_settings
+from schedcp.fsutil import atomic_write
 from schedcp.sandbox import Sandbox, find_kernel
 from schedcp.sandbox.kernel import Kernel
 
@@ -66,3 +67,75 @@ def bench_in_sandbox(
     save_json(result, json_path)
     png = draw(result, json_path.with_suffix(".png")) if plot else None
     return result, json_path, png
+
+
+def suite_in_sandbox(
+    policy: str,
+    workloads: list[str] | None = None,
+    overrides: dict[str, str] | None = None,
+    repeat: int = 3,
+    size: str | None = None,
+    settings: Settings | None = None,
+    out_dir: Path | None = None,
+    progress: Callable[[str], None] = log.info,
+) -> tuple[list[BenchResult], Path]:
+    """Default vs `policy` on several workloads in one boot; writes each JSON + PNG and summary.md."""
+    from schedcp.bench.registry import all_workloads
+
+    settings = settings or load_settings()
+    names = workloads or list(all_workloads())
+    chosen = [get_workload(n) for n in names]  # fail on a bad name before booting
+    kernel = find_kernel(settings.kernels_dir, settings.sandbox.kernel)
+    results: list[BenchResult] = []
+    with tempfile.TemporaryDirectory(prefix="schedcp-bench-") as tmp:
+        cand = _build(policy, overrides or {}, kernel, settings, Path(tmp))
+        with Sandbox(settings, kernel=kernel) as vm:
+            progress(f"sandbox up in {vm.info.boot_s:.1f} s ({vm.info.accel})" if vm.info else "sandbox up")
+            for workload in chosen:
+                results.append(
+                    run_ab(
+                        vm,
+                        workload,
+                        size or workload.info.default_size,
+                        settings.cache_dir / "bench-build",
+                        candidate=cand,
+                        repeat=repeat,
+                        boot=vm.info,
+                        progress=progress,
+                    )
+                )
+    out_dir = out_dir or settings.results_dir / f"suite-{results[0].created.replace(':', '')}-{policy}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for result in results:
+        save_json(result, out_dir / f"{result.workload.name}.json")
+        draw(result, out_dir / f"{result.workload.name}.png")
+    atomic_write(out_dir / "summary.md", summary_markdown(results).encode())
+    return results, out_dir
+
+
+def summary_markdown(results: list[BenchResult]) -> str:
+    """One row per workload and metric: medians, ratio, interval, verdict (for READMEs and notes)."""
+    if not results:
+        return ""
+    first = results[0]
+    cand = first.candidate.name if first.candidate else "-"
+    lines = [
+        f"{first.baseline.name} vs {cand}, {first.repeat} runs a side after a warm-up, one boot "
+        f"({first.boot.accel if first.boot else '?'}, {first.boot.vcpus if first.boot else '?'} vCPUs, "
+        f"kernel {first.boot.kernel if first.boot else '?'}), {first.created[:10]}.",
+        "Ratio = median(candidate) / median(baseline); 95% bootstrap interval.",
+        "",
+        f"| workload (size) | metric | better | {first.baseline.name} | {cand} | ratio | 95% CI | verdict |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        for m in r.metrics:
+            c = m.comparison
+            if c is None or m.candidate is None:
+                continue
+            ci = f"[{c.ci_low:.3f}, {c.ci_high:.3f}]" if c.ci_low is not None and c.ci_high is not None else "-"
+            lines.append(
+                f"| {r.workload.name} ({r.size}) | {m.name} ({m.unit}) | {m.better} | {m.baseline.median:.4g} | "
+                f"{m.candidate.median:.4g} | {c.ratio:.3f} | {ci} | {c.verdict} |"
+            )
+    return "\n".join(lines) + "\n"

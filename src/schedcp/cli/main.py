@@ -409,6 +409,39 @@ def bench_run(
     _guarded(go)
 
 
+@bench_app.command("suite")
+def bench_suite(
+    policy: Annotated[str, typer.Option("--policy", help="candidate policy (name or folder)")],
+    workload: Annotated[
+        list[str] | None, typer.Option("--workload", "-w", help="workload (repeatable; default all)")
+    ] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="candidate tunable NAME=VALUE (repeatable)")] = None,
+    repeat: Annotated[int, typer.Option(min=1, max=100, help="measured runs a side, after one warm-up")] = 3,
+    size: Annotated[str | None, typer.Option(help="size for every workload (default: each one's default)")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="folder for the results")] = None,
+    vcpus: VcpuOpt = None,
+    memory: MemOpt = None,
+) -> None:
+    """Default vs POLICY on every workload (or those given) in one sandbox boot; writes JSON, PNGs, summary.md."""
+    from schedcp.bench.service import suite_in_sandbox, summary_markdown
+
+    def go() -> None:
+        results, folder = suite_in_sandbox(
+            policy,
+            workload,
+            _parse_sets(set_),
+            repeat,
+            size,
+            _settings(vcpus, memory),
+            output,
+            lambda m: err.print(f"[dim]{m}[/]"),
+        )
+        out.print(summary_markdown(results))
+        out.print(f"results: {folder}")
+
+    _guarded(go)
+
+
 def _print_bench(result: Any) -> None:
     cand = result.candidate.name if result.candidate else None
     title = f"{result.workload.name} ({result.size}): {result.baseline.name}" + (f" vs {cand}" if cand else "")
