@@ -3,9 +3,9 @@
 #
 # usage: with_cpu_hogs.sh HOGS MAX_SECONDS -- COMMAND [ARG...]
 #
-# Starts `stress-ng --cpu HOGS`, waits until its HOGS workers exist, runs COMMAND in the
-# foreground, then stops the hogs with SIGINT, which makes stress-ng print its metrics for
-# the time it actually ran. MAX_SECONDS is only a backstop for the hogs' own timeout.
+# Starts `stress-ng --cpu HOGS` (HOGS 0: one per online CPU), waits until its HOGS workers
+# exist, runs COMMAND in the foreground, then stops the hogs with SIGINT, which makes
+# stress-ng print its metrics for the time it actually ran. MAX_SECONDS is only a backstop for the hogs' own timeout.
 # COMMAND's stdout and stderr pass through unchanged; stress-ng's output follows on stderr
 # (its metrics lines start with "stress-ng: metrc:" in 0.15, "stress-ng: info:" in older
 # versions). The exit status is COMMAND's if it failed, else stress-ng's.
@@ -18,6 +18,9 @@ fi
 hogs=$1
 max_s=$2
 shift 3
+if [ "$hogs" -eq 0 ]; then
+	hogs=$(nproc)
+fi
 
 log=$(mktemp /tmp/cpu-hogs.XXXXXX) || exit 1
 trap 'rm -f "$log"' EXIT
