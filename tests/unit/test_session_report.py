@@ -15,7 +15,7 @@ import pytest
 from schedcp.bpf.build import BuiltPolicy
 from schedcp.bpf.loader import SCX_SYSFS
 from schedcp.bpf.policy import find_policy
-from schedcp.errors import DeployError, VerifierRejected
+from schedcp.errors import DeployError, LostVMError, SandboxError, VerifierRejected
 from schedcp.models import CommandResult
 from schedcp.runtime.session import run_under_policy
 
@@ -34,7 +34,9 @@ class FakeGuest:
         ops: str = "fifo",
         bss: str = "bpftool-map-dump-bss.json",
         register_fails: bool = False,
+        workload_raises: Exception | None = None,
     ) -> None:
+        self.workload_raises = workload_raises
         self.eject = eject
         self.reason_in_log = reason_in_log
         self.ops_on_attach = ops
@@ -87,6 +89,8 @@ class FakeGuest:
             out = (DATA / name).read_text()
         elif argv == WORKLOAD:
             self.workload_runs += 1
+            if self.workload_raises is not None:
+                raise self.workload_raises
             if self.eject == "run":
                 self._kernel_ejects()
             out = "work\n"
@@ -179,4 +183,19 @@ def test_verifier_rejection_runs_nothing(built: BuiltPolicy) -> None:
     with pytest.raises(VerifierRejected):
         run_under_policy(guest, built, WORKLOAD, timeout=30)
     assert guest.workload_runs == 0
+    assert guest.state == "disabled"
+
+
+def test_a_lost_vm_is_reported_as_such_without_trying_to_detach(built: BuiltPolicy) -> None:
+    guest = FakeGuest(workload_raises=LostVMError("the sandbox VM stopped answering"))
+    with pytest.raises(LostVMError, match="stopped answering"):
+        run_under_policy(guest, built, WORKLOAD, timeout=10)
+    assert not any(c[:2] == ["rm", "-rf"] for c in guest.calls)
+
+
+def test_another_error_during_the_run_still_detaches_and_keeps_the_original_error(built: BuiltPolicy) -> None:
+    guest = FakeGuest(workload_raises=SandboxError("guest could not run 'x'"))
+    with pytest.raises(SandboxError, match="could not run"):
+        run_under_policy(guest, built, WORKLOAD, timeout=10)
+    assert any(c[:2] == ["rm", "-rf"] for c in guest.calls)
     assert guest.state == "disabled"

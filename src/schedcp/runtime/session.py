@@ -7,6 +7,7 @@ is still enabled, read the counters, detach, and if the kernel disabled it, say 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from schedcp.bpf import loader
 from schedcp.bpf.build import BuiltPolicy, build_policy
 from schedcp.bpf.policy import TunableValue, find_policy
 from schedcp.config import Settings, load_settings
-from schedcp.errors import DeployError, SchedcpError
+from schedcp.errors import DeployError, LostVMError, SchedcpError
 from schedcp.models import BootInfo, CommandResult
 from schedcp.runner import CommandRunner
 from schedcp.sandbox import Sandbox, find_kernel
@@ -87,9 +88,15 @@ def run_under_policy(
             report.state_after_run, report.ops_after_run = after.state, after.ops
         report.stats = _read_section(runner, attached, "bss")
         report.loaded_tunables = _read_section(runner, attached, "rodata")
-    finally:
-        loader.detach(runner, attached)
-        report.detached = True
+    except LostVMError:
+        raise  # the VM and the policy with it are gone: nothing to detach
+    except BaseException:
+        # Detach on the way out, but let the error that stopped the run be the one reported.
+        with contextlib.suppress(SchedcpError):
+            loader.detach(runner, attached)
+        raise
+    loader.detach(runner, attached)
+    report.detached = True
     new_lines = loader.dmesg_lines(runner)[dmesg_before:]
     ejection = loader.find_ejection(new_lines, built.name)
     # Our own detach also logs "disabled (...unregistered from user space)": only a disable
