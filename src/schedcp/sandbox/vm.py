@@ -321,7 +321,6 @@ class Sandbox:
     def _check_alive(self, doing: str) -> None:
         if self.proc is not None and self.proc.poll() is not None:
             rc = self.proc.returncode
-            self.proc = None if self._closed else self.proc
             raise LostVMError(f"the sandbox VM exited (QEMU status {rc}) while {doing}", self.console_tail())
 
     def _lost(self, why: str) -> LostVMError:
