@@ -19,6 +19,7 @@ C_TYPES = {
     "s32": {"s32", "__s32"},
     "s64": {"s64", "__s64"},
     "bool": {"bool", "_Bool"},
+    "str16": {"char[16]"},
 }
 
 
@@ -82,8 +83,8 @@ def test_callbacks_are_named_after_the_policy(key: str) -> None:
 @pytest.mark.parametrize("key", sorted(POLICIES))
 def test_tunables_are_const_volatile_globals_of_the_declared_type(key: str) -> None:
     policy = POLICIES[key]
-    declarations = re.findall(r"^const\s+volatile\s+(\w+)\s+(\w+)\s*=", _source(policy), flags=re.M)
-    globals_by_name = {var: ctype for ctype, var in declarations}
+    declarations = re.findall(r"^const\s+volatile\s+(\w+)\s+(\w+)\s*(\[\d+\])?\s*=", _source(policy), flags=re.M)
+    globals_by_name = {var: ctype + dims for ctype, var, dims in declarations}
     for name, tunable in policy.spec.tunables.items():
         assert name in globals_by_name, f"tunable {name} is not a `const volatile` global"
         assert globals_by_name[name] in C_TYPES[tunable.type], (

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from schedcp.bpf.policy import find_policy
+from schedcp.bpf.policy import TunableSpec, find_policy
 from schedcp.bpf.rodata import apply_tunables, read_tunables, rodata_vars
 from schedcp.bpf.toolchain import compile_policy
-from schedcp.config import Settings
-from schedcp.errors import BuildError
+from schedcp.config import Settings, load_settings
+from schedcp.errors import BuildError, PolicyError
 from schedcp.sandbox.kernel import find_kernel
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "policies"
@@ -119,3 +119,33 @@ def test_object_without_rodata(tmp_path: Path) -> None:
     obj = _compile(FIXTURES / "stall" / "stall.bpf.c", tmp_path / "stall.o")
     assert rodata_vars(obj) == {}
     assert read_tunables(obj, {"slice_ns": "u64"}) == {}
+
+
+def test_str16_tunable_round_trips_through_rodata(tmp_path: Path) -> None:
+    src = tmp_path / "named.bpf.c"
+    src.write_text(
+        '#include "schedcp.bpf.h"\n'
+        'char _license[] SEC("license") = "GPL";\n'
+        'const volatile char long_prefix[16] = "lt_long_";\n'
+        "u64 seen;\n"
+        "SEC(\"tp_btf/sched_switch\") int BPF_PROG(named_sw) { if (long_prefix[0] == 'x') seen++; return 0; }\n"
+    )
+    kernel = find_kernel(load_settings().kernels_dir)
+    obj = compile_policy(src, tmp_path / "named.o", kernel, load_settings().cache_dir)
+    assert rodata_vars(obj)["long_prefix"].size == 16
+    assert read_tunables(obj, {"long_prefix": "str16"}) == {"long_prefix": "lt_long_"}
+    out = apply_tunables(obj, tmp_path / "p.o", {"long_prefix": "str16"}, {"long_prefix": "batch_big"})
+    assert read_tunables(out, {"long_prefix": "str16"}) == {"long_prefix": "batch_big"}
+
+
+def test_str16_spec_validation() -> None:
+    spec = TunableSpec(type="str16", default="lt_long_")
+    assert spec.parse("p", "job_") == "job_"
+    with pytest.raises(PolicyError, match="15 printable"):
+        spec.parse("p", "x" * 16)
+    with pytest.raises(PolicyError, match="15 printable"):
+        spec.parse("p", "has space")
+    with pytest.raises(ValueError, match="15 printable"):
+        TunableSpec(type="str16", default="é")
+    with pytest.raises(ValueError, match="is not a u64"):
+        TunableSpec(type="u64", default="text")

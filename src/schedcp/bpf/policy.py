@@ -19,8 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from schedcp.errors import PolicyError, PolicyNotFound
 
-TunableType = Literal["u32", "u64", "s32", "s64", "bool"]
-TunableValue = int | bool
+TunableType = Literal["u32", "u64", "s32", "s64", "bool", "str16"]
+# str16: a C `char name[16]` holding up to 15 printable ASCII characters, e.g. a task-name
+# prefix (TASK_COMM_LEN is 16), so a policy can be told which processes are which.
+TunableValue = int | bool | str
+STR16_MAX = 15
 
 _RANGES: dict[str, tuple[int, int]] = {
     "u32": (0, 2**32 - 1),
@@ -28,8 +31,9 @@ _RANGES: dict[str, tuple[int, int]] = {
     "s32": (-(2**31), 2**31 - 1),
     "s64": (-(2**63), 2**63 - 1),
     "bool": (0, 1),
+    "str16": (0, STR16_MAX),  # bounds on the length
 }
-SIZES = {"u32": 4, "u64": 8, "s32": 4, "s64": 8, "bool": 1}
+SIZES = {"u32": 4, "u64": 8, "s32": 4, "s64": 8, "bool": 1, "str16": 16}
 _DURATION = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 
@@ -53,12 +57,19 @@ class TunableSpec(BaseModel):
         self.max = hi if self.max is None else self.max
         if not lo <= self.min <= self.max <= hi:
             raise ValueError(f"range [{self.min}, {self.max}] does not fit type {self.type}")
+        if self.type == "str16":
+            _check_str16("default", self.default)
+            return self
+        if isinstance(self.default, str):
+            raise ValueError(f"default {self.default!r} is not a {self.type}")
         if not self.min <= int(self.default) <= self.max:
             raise ValueError(f"default {self.default} outside [{self.min}, {self.max}]")
         return self
 
     def parse(self, name: str, text: str) -> TunableValue:
         """Parse a command-line value; durations take ns/us/ms/s suffixes when the unit is ns."""
+        if self.type == "str16":
+            return self.check(name, text)
         raw = text.strip().lower().replace("_", "")
         value: int
         if self.type == "bool":
@@ -84,6 +95,15 @@ class TunableSpec(BaseModel):
     def check(self, name: str, value: TunableValue) -> TunableValue:
         assert self.min is not None
         assert self.max is not None
+        if self.type == "str16":
+            try:
+                return _check_str16(name, value)
+            except ValueError as exc:
+                raise PolicyError(str(exc)) from exc
+        if isinstance(value, str):
+            raise PolicyError(
+                f"tunable {name} takes {'a bool' if self.type == 'bool' else 'an integer'}, got {value!r}"
+            )
         if self.type == "bool":
             if not isinstance(value, bool) and value not in (0, 1):
                 raise PolicyError(f"tunable {name} is a bool, got {value!r}")
@@ -94,6 +114,16 @@ class TunableSpec(BaseModel):
             unit = f" {self.unit}" if self.unit else ""
             raise PolicyError(f"tunable {name}={value}{unit} is outside its range [{self.min}, {self.max}]{unit}")
         return value
+
+
+def _check_str16(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"tunable {name} takes a string, got {value!r}")
+    if len(value) > STR16_MAX or not all(" " < ch <= "~" for ch in value):
+        raise ValueError(
+            f"tunable {name} takes up to {STR16_MAX} printable ASCII characters without spaces, got {value!r}"
+        )
+    return value
 
 
 class StatSpec(BaseModel):

@@ -61,17 +61,25 @@ def apply_tunables(obj: Path, out: Path, types: Mapping[str, TunableType], value
         kind = types[name]
         if var.size != SIZES[kind]:
             raise BuildError(f"tunable {name} is {kind} in policy.toml ({SIZES[kind]} bytes) but {var.size} bytes in C")
-        struct.pack_into(_FORMATS[kind], data, var.file_offset, int(value))
+        if kind == "str16":
+            data[var.file_offset : var.file_offset + var.size] = str(value).encode().ljust(var.size, b"\0")
+        else:
+            struct.pack_into(_FORMATS[kind], data, var.file_offset, int(value))
     out.write_bytes(bytes(data))
     return out
 
 
-def read_tunables(obj: Path, types: Mapping[str, TunableType]) -> dict[str, int]:
+def read_tunables(obj: Path, types: Mapping[str, TunableType]) -> dict[str, int | str]:
     """The values a (patched) object will load with: lets tests and reports check the bytes."""
     data = obj.read_bytes()
     variables = rodata_vars(obj)
-    return {
-        name: struct.unpack_from(_FORMATS[kind], data, variables[name].file_offset)[0]
-        for name, kind in types.items()
-        if name in variables
-    }
+    out: dict[str, int | str] = {}
+    for name, kind in types.items():
+        if name not in variables:
+            continue
+        var = variables[name]
+        if kind == "str16":
+            out[name] = data[var.file_offset : var.file_offset + var.size].split(b"\0", 1)[0].decode()
+        else:
+            out[name] = struct.unpack_from(_FORMATS[kind], data, var.file_offset)[0]
+    return out
