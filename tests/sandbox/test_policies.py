@@ -8,6 +8,7 @@ import pytest
 
 from schedcp.bpf import loader
 from schedcp.bpf.build import BuiltPolicy
+from schedcp.bpf.policy import builtin_policies
 from schedcp.errors import DeployError, VerifierRejected
 from schedcp.runtime.session import run_under_policy
 from schedcp.sandbox import Sandbox
@@ -75,3 +76,15 @@ def test_second_scheduler_is_refused_while_one_is_attached(vm: Sandbox, build: B
     finally:
         loader.detach(vm, attached)
     assert loader.read_state(vm).state == "disabled"
+
+
+@pytest.mark.parametrize("name", [p.name for p in builtin_policies()])
+def test_every_builtin_policy_survives_a_stress_run(name: str, vm: Sandbox, build: Build) -> None:
+    report = run_under_policy(
+        vm, build(name), ["stress-ng", "--cpu", "4", "--switch", "2", "--timeout", "5s"], timeout=180
+    )
+    assert report.command is not None
+    assert report.command.rc == 0, report.command.stderr[-2000:]
+    assert not report.ejected, f"{name} was ejected: {report.exit_reason} {report.exit_details}"
+    assert (report.state_after_run, report.ops_after_run) == ("enabled", name)
+    assert report.detached
