@@ -9,10 +9,11 @@ set -euo pipefail
 CACHE=${SCHEDCP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/schedcp}
 SOURCES=/etc/apt/sources.list.d/schedcp.sources
 PREFS=/etc/apt/preferences.d/schedcp
+# postgresql: the repository's tests run its PostgreSQL backend against a throwaway server.
 # Debian packages from bookworm (clang-19 etc.) and from bookworm-backports (QEMU 10:
 # bookworm's QEMU 7.2 crashes guests when a sched_ext scheduler attaches under MTTCG).
 BOOKWORM_PKGS=(clang-19 llvm-19 busybox-static stress-ng kmod zstd linux-perf rt-tests make gcc libc6-dev
-    dpkg-dev xz-utils gzip)
+    dpkg-dev xz-utils gzip postgresql)
 BACKPORTS_PKGS=(qemu-system-x86 bpftool libbpf-dev libbpf1)
 MIN_QEMU_MAJOR=10
 

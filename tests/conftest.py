@@ -104,6 +104,21 @@ def build(
     return _build
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_user_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test reads or writes the user's own repository or results (~/.local/share/schedcp)."""
+    data = tmp_path_factory.mktemp("schedcp-data")
+    saved = {k: os.environ.get(k) for k in ("SCHEDCP_DATA", "SCHEDCP_DB")}
+    os.environ["SCHEDCP_DATA"] = str(data)
+    os.environ["SCHEDCP_DB"] = f"sqlite:///{data / 'schedcp.db'}"
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture(autouse=True)
 def _no_leftover_qemu() -> Iterator[None]:
     """After every test, no schedcp QEMU may run but the shared session VM."""

@@ -65,7 +65,19 @@ class Settings(BaseModel):
         default_factory=_default_data,
         description="benchmark results and other records; default $SCHEDCP_DATA or ~/.local/share/schedcp",
     )
+    db_url: str = Field(
+        "",
+        description="policy repository database: sqlite:///abs/path.db or postgresql://...; "
+        "$SCHEDCP_DB overrides it; empty: SQLite at data_dir/schedcp.db",
+    )
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+
+    @property
+    def repository_url(self) -> str:
+        """The policy repository's database URL: $SCHEDCP_DB, else `db_url`, else SQLite in data_dir."""
+        if env := os.environ.get("SCHEDCP_DB"):
+            return env
+        return self.db_url or f"sqlite:///{(self.data_dir / 'schedcp.db').absolute()}"
 
     @property
     def kernels_dir(self) -> Path:

@@ -73,3 +73,19 @@ class PolicyEjected(SchedcpError):
 
 class DeployError(SchedcpError):
     """A verified policy could not be attached or detached."""
+
+
+class RepositoryError(SchedcpError):
+    """The policy repository (its database or an archive) refused an operation; nothing was written."""
+
+
+class DuplicatePolicy(RepositoryError):
+    """A policy of that name exists already and the new content was not declared as a version of it."""
+
+
+class VersionNotFound(RepositoryError):
+    """No stored version matches the id (prefix) or label given."""
+
+
+class CorruptArchive(RepositoryError):
+    """A policy archive is truncated, malformed, or its contents do not match their hashes."""

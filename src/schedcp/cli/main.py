@@ -200,38 +200,375 @@ def sandbox_info(as_json: JsonOpt = False) -> None:
 # -- policies -----------------------------------------------------------------------------
 
 
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="policy repository database URL (sqlite:///abs/path.db or postgresql://...); "
+        "default $SCHEDCP_DB, then `db_url` in the config, then SQLite in the data folder",
+    ),
+]
+
+
+@policy_app.callback()
+def _policy(ctx: typer.Context, db: DbOpt = None) -> None:
+    """Scheduler policies: the repository (versions, search, results), build, run."""
+    ctx.obj = {**(ctx.obj or {}), "db": db}
+
+
+def _db_url(ctx: typer.Context) -> str:
+    url = (ctx.obj or {}).get("db")
+    return str(url) if url else load_settings().repository_url
+
+
+def _is_path(ref: str) -> bool:
+    return "/" in ref or Path(ref).is_dir()
+
+
 @policy_app.command("list")
-def policy_list(as_json: JsonOpt = False) -> None:
-    """List the built-in policies."""
-    from schedcp.bpf.policy import builtin_policies
+def policy_list(
+    ctx: typer.Context,
+    all_: Annotated[bool, typer.Option("--all", help="include removed policies")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the policies in the repository (the built-in library is imported on first use)."""
+    from schedcp.repository import open_repository
 
     def go() -> None:
-        policies = builtin_policies()
+        with open_repository(_db_url(ctx)) as repo:
+            records = repo.list_policies(include_removed=all_)
         if as_json:
-            _emit_json({"policies": [p.spec.model_dump() for p in policies]})
+            _emit_json(
+                {
+                    "policies": [
+                        {
+                            **r.spec.model_dump(),
+                            "version_id": r.head,
+                            "author": r.author,
+                            "versions": r.versions,
+                            "origin": r.origin,
+                            "updated_at": r.updated_at,
+                            "removed_at": r.removed_at,
+                        }
+                        for r in records
+                    ]
+                }
+            )
             return
-        table = Table("name", "version", "summary", "suits")
-        for p in policies:
-            table.add_row(p.name, p.spec.version, p.spec.summary, ", ".join(p.spec.workload_classes))
+        table = Table("name", "version", "id", "author", "summary", "suits")
+        for r in records:
+            name = r.name + (" [red](removed)[/]" if r.removed_at else "")
+            table.add_row(name, r.label, r.head[:12], r.author, r.summary, ", ".join(r.workload_classes))
         out.print(table)
 
     _guarded(go)
 
 
 @policy_app.command("show")
-def policy_show(name: str, as_json: JsonOpt = False) -> None:
-    """Show one policy's metadata and tunables."""
+def policy_show(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(metavar="NAME[@VERSION]|DIR", help="a stored policy or a policy folder")],
+    source: Annotated[bool, typer.Option("--source", help="also print the BPF C source")] = False,
+    extract: Annotated[
+        Path | None, typer.Option("--extract", help="write the version's files into DIR/<name>/ (to rebuild it)")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one policy version: metadata, tunables, verification reports and benchmark results.
+
+    VERSION is an id prefix (6+ hex digits) or the policy.toml version; a folder is read from disk.
+    """
     from schedcp.bpf.policy import find_policy
+    from schedcp.repository import open_repository
+    from schedcp.repository.content import read_policy
 
     def go() -> None:
-        p = find_policy(name)
-        if as_json:
-            _emit_json({"path": str(p.path), **p.spec.model_dump()})
+        if _is_path(ref):
+            content = read_policy(find_policy(ref).path)
+            if as_json:
+                _emit_json({"path": content.origin, **content.spec.model_dump(), "version_id": content.id})
+                return
+            out.print(f"[bold]{content.name}[/] {content.spec.version} (folder {content.origin}, id {content.id[:12]})")
+            _print_spec(content.spec, content.source if source else None)
             return
-        out.print(f"[bold]{p.name}[/] {p.spec.version} — {p.spec.summary}\n{p.spec.description}\n")
-        table = Table("tunable", "type", "default", "range", "unit", "description")
-        for key, t in p.spec.tunables.items():
-            table.add_row(key, t.type, str(t.default), f"[{t.min}, {t.max}]", t.unit or "", t.description)
+        with open_repository(_db_url(ctx)) as repo:
+            v = repo.resolve(ref)
+            benchmarks = repo.benchmarks(version=v.id)
+            verifications = repo.verifications(v.id)
+            folder = repo.checkout(v.ref, extract) if extract is not None else None
+        if as_json:
+            _emit_json(
+                {
+                    "path": v.origin if Path(v.origin).is_dir() else None,
+                    **v.spec.model_dump(),
+                    "version_id": v.id,
+                    "parent": v.parent,
+                    "author": v.author,
+                    "created_at": v.created_at,
+                    "docs_updated_at": v.docs_updated_at,
+                    "origin": v.origin,
+                    "is_head": v.is_head,
+                    "removed": v.removed,
+                    "extracted": str(folder) if folder else None,
+                    "verifications": [r.model_dump(mode="json", exclude={"report"}) for r in verifications],
+                    "benchmarks": [b.model_dump(mode="json") for b in benchmarks],
+                }
+            )
+            return
+        state = "head" if v.is_head else "not the head"
+        out.print(
+            f"[bold]{v.policy}[/] {v.label} — {v.spec.summary}\n"
+            f"version {v.id} ({state}{', policy removed' if v.removed else ''})\n"
+            f"author {v.author}, added {v.created_at[:19]}, parent {v.parent[:12] if v.parent else '-'}, "
+            f"from {v.origin}"
+        )
+        _print_spec(v.spec, v.source if source else None)
+        if verifications:
+            out.print(
+                "verification: "
+                + ", ".join(f"{'passed' if r.passed else 'FAILED'} {r.created_at[:19]}" for r in verifications[:5])
+            )
+        if benchmarks:
+            table = Table("workload", "class", "metric", "gain", "95% interval", "verdict", "measured")
+            for b in benchmarks:
+                table.add_row(
+                    b.workload,
+                    b.workload_class,
+                    b.metric,
+                    f"{b.gain:.3f}x",
+                    _interval(b.gain_low, b.gain_high),
+                    b.verdict,
+                    b.measured_at[:19],
+                )
+            out.print(table)
+        if folder is not None:
+            out.print(f"files written to {folder}")
+
+    _guarded(go)
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    return f"[{low:.3f}, {high:.3f}]" if low is not None and high is not None else "-"
+
+
+def _print_spec(spec: Any, source: str | None) -> None:
+    if spec.description:
+        out.print(spec.description)
+    if spec.workload_classes or spec.unsuited_classes:
+        out.print(
+            f"suits: {', '.join(spec.workload_classes) or '-'}; unsuited: {', '.join(spec.unsuited_classes) or '-'}"
+        )
+    table = Table("tunable", "type", "default", "range", "unit", "description")
+    for key, t in spec.tunables.items():
+        table.add_row(key, t.type, str(t.default), f"[{t.min}, {t.max}]", t.unit or "", t.description)
+    out.print(table)
+    if source is not None:
+        sys.stdout.write(source)
+
+
+@policy_app.command("add")
+def policy_add(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="a policy folder (or its policy.toml), or a folder of policy folders")],
+    author: Annotated[str, typer.Option("--author", help="user or agent")] = "user",
+    parent: Annotated[
+        str | None,
+        typer.Option("--parent", help="the version this derives from: an id prefix, NAME@VERSION, or 'head'"),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Store policy folders as versions (all or nothing). A new version of an existing name needs --parent."""
+    from schedcp.repository import open_repository
+
+    def go() -> None:
+        if author not in ("user", "agent"):
+            raise SchedcpError(f"--author is user or agent, not {author!r} (builtin is reserved for the library)")
+        with open_repository(_db_url(ctx)) as repo:
+            results = repo.add_path(path, "agent" if author == "agent" else "user", parent)
+        if as_json:
+            _emit_json({"added": [r.model_dump() for r in results]})
+            return
+        for r in results:
+            parent_txt = f", parent {r.parent[:12]}" if r.parent else ""
+            new = " (new policy)" if r.new_policy else ""
+            out.print(f"{r.name}@{r.version[:12]}: {r.status}{new}{parent_txt}")
+
+    _guarded(go)
+
+
+@policy_app.command("search")
+def policy_search(
+    ctx: typer.Context,
+    text: Annotated[str, typer.Argument(help="what the workload needs, in words")] = "",
+    class_: Annotated[
+        list[str] | None, typer.Option("--class", help="workload class from a profile (repeatable)")
+    ] = None,
+    feature: Annotated[list[str] | None, typer.Option("--feature", help="profile feature (repeatable)")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="at most this many hits")] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rank the policies for a workload: full text over name, classes, summary and README, plus class fit."""
+    from schedcp.repository import WorkloadQuery, open_repository
+
+    def go() -> None:
+        query = WorkloadQuery(text=text, classes=class_ or [], features=feature or [])
+        with open_repository(_db_url(ctx)) as repo:
+            hits = repo.search(query, limit=limit)
+        if as_json:
+            _emit_json({"query": query.model_dump(), "hits": [h.model_dump() for h in hits]})
+            return
+        if not hits:
+            out.print("no policy matches; `schedcp policy list` shows them all")
+            return
+        table = Table("#", "policy", "score", "suits", "why")
+        for h in hits:
+            table.add_row(
+                str(h.rank),
+                f"{h.name} {h.label}",
+                f"{h.score:.2f}",
+                ", ".join(h.workload_classes),
+                "\n".join(h.reasons),
+            )
+        out.print(table)
+
+    _guarded(go)
+
+
+@policy_app.command("history")
+def policy_history(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
+    """Every version of a policy (also a removed one) with its author, parent, results, and the events."""
+    from schedcp.repository import open_repository
+
+    def go() -> None:
+        with open_repository(_db_url(ctx)) as repo:
+            hist = repo.history(name)
+        if as_json:
+            _emit_json(hist)
+            return
+        removed = f", removed {hist.removed_at[:19]}" if hist.removed_at else ""
+        out.print(f"[bold]{hist.name}[/] created {hist.created_at[:19]}{removed}")
+        table = Table("version", "id", "parent", "author", "added", "benchmarks", "verified", "")
+        for v in hist.versions:
+            verified = "-" if v.verified is None else "passed" if v.verified else "FAILED"
+            table.add_row(
+                v.label,
+                v.id[:12],
+                v.parent[:12] if v.parent else "-",
+                v.author,
+                v.created_at[:19],
+                str(v.benchmarks),
+                verified,
+                "head" if v.is_head else "",
+            )
+        out.print(table)
+        for e in hist.events:
+            out.print(f"[dim]{e.created_at[:19]} {e.kind} {e.version[:12] if e.version else ''} {e.detail}[/]")
+
+    _guarded(go)
+
+
+@policy_app.command("remove")
+def policy_remove(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
+    """Remove a policy from list and search; its versions, results and history are kept."""
+    from schedcp.repository import open_repository
+
+    def go() -> None:
+        with open_repository(_db_url(ctx)) as repo:
+            hist = repo.remove(name)
+        if as_json:
+            _emit_json({"removed": name, "removed_at": hist.removed_at, "versions": len(hist.versions)})
+            return
+        out.print(f"removed {name} ({len(hist.versions)} versions kept; `schedcp policy history {name}`)")
+
+    _guarded(go)
+
+
+@policy_app.command("export")
+def policy_export(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="archive to write (tar.gz)")],
+    policy: Annotated[list[str] | None, typer.Option("--policy", help="only this policy (repeatable)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write policies with all their versions, results and history to one archive file."""
+    from schedcp.repository import open_repository
+
+    def go() -> None:
+        with open_repository(_db_url(ctx)) as repo:
+            report = repo.export(file, policy)
+        if as_json:
+            _emit_json(report)
+            return
+        out.print(
+            f"wrote {report.archive}: {report.policies} policies, {report.versions} versions, "
+            f"{report.benchmarks} benchmark results, {report.verifications} verification reports "
+            f"(sha256 {report.sha256[:16]}…)"
+        )
+
+    _guarded(go)
+
+
+@policy_app.command("import")
+def policy_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="archive written by `schedcp policy export`")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Import an archive: every hash is checked first, then all of it is written in one transaction."""
+    from schedcp.repository import open_repository
+
+    def go() -> None:
+        with open_repository(_db_url(ctx)) as repo:
+            report = repo.import_(file)
+        if as_json:
+            _emit_json(report)
+            return
+        out.print(
+            f"imported {report.archive}: {len(report.policies_added)} new policies, {report.versions_added} new "
+            f"versions ({report.versions_present} already stored), {report.benchmarks_added} benchmark results, "
+            f"{report.verifications_added} verification reports"
+        )
+        if report.heads_kept:
+            out.print(f"kept the local head of {', '.join(report.heads_kept)} (the archive's is not a descendant)")
+
+    _guarded(go)
+
+
+@policy_app.command("best")
+def policy_best(
+    ctx: typer.Context,
+    class_: Annotated[str | None, typer.Option("--class", help="workload class")] = None,
+    workload: Annotated[str | None, typer.Option("--workload", help="benchmark workload name")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="include removed policies")] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """The best measured policies for a workload class or workload: significant gains first, by their lower bound."""
+    from schedcp.repository import open_repository
+
+    def go() -> None:
+        with open_repository(_db_url(ctx)) as repo:
+            entries = repo.best_for(workload_class=class_, workload=workload, include_removed=all_, limit=limit)
+        if as_json:
+            _emit_json({"workload_class": class_, "workload": workload, "ranking": [e.model_dump() for e in entries]})
+            return
+        if not entries:
+            out.print("no benchmark results recorded for that yet")
+            return
+        table = Table(title="gain over the default scheduler on each workload's primary metric (> 1 is better)")
+        table.add_column("#")
+        table.add_column("policy", no_wrap=True)
+        table.add_column("version", no_wrap=True)
+        if any(e.tunables for e in entries):
+            table.add_column("tunables")
+        for col in ("workload", "metric", "gain", "95% interval", "verdict", "runs"):
+            table.add_column(col)
+        for e in entries:
+            row = [str(e.rank), e.policy, e.version[:8]]
+            if any(x.tunables for x in entries):
+                row.append(", ".join(f"{k}={v}" for k, v in e.tunables.items()) or "defaults")
+            row += [e.workload, e.metric, f"{e.gain:.3f}x", _interval(e.gain_low, e.gain_high), e.verdict]
+            table.add_row(*row, str(e.results))
         out.print(table)
 
     _guarded(go)

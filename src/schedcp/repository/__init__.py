@@ -1,0 +1,33 @@
+"""The policy repository: versions by content hash, history, search, results, import/export.
+
+SQLite by default (WAL, one file under the data folder), PostgreSQL for a fleet (`--db`).
+See docs/repository.md.
+"""
+
+from schedcp.repository.models import (
+    AddResult,
+    BenchmarkRecord,
+    BestEntry,
+    PolicyHistory,
+    PolicyRecord,
+    PolicyVersion,
+    SearchHit,
+    VerificationRecord,
+    WorkloadQuery,
+)
+from schedcp.repository.store import PolicyRepository, open_repository, parse_ref
+
+__all__ = [
+    "AddResult",
+    "BenchmarkRecord",
+    "BestEntry",
+    "PolicyHistory",
+    "PolicyRecord",
+    "PolicyRepository",
+    "PolicyVersion",
+    "SearchHit",
+    "VerificationRecord",
+    "WorkloadQuery",
+    "open_repository",
+    "parse_ref",
+]
