@@ -65,6 +65,15 @@ s32 scx_bpf_task_cpu(const struct task_struct *p) __ksym;
 bool scx_bpf_task_running(const struct task_struct *p) __ksym;
 u32 scx_bpf_nr_cpu_ids(void) __ksym;
 u64 scx_bpf_now(void) __ksym __weak;
+struct cgroup *scx_bpf_task_cgroup(struct task_struct *p) __ksym;
+
+/* Setting a task's slice and vtime (older kernels: write p->scx.* directly). */
+bool scx_bpf_task_set_slice(struct task_struct *p, u64 slice) __ksym __weak;
+bool scx_bpf_task_set_dsq_vtime(struct task_struct *p, u64 vtime) __ksym __weak;
+
+/* Generic BPF kfuncs (not sched_ext's) that policies use. */
+bool bpf_cpumask_test_cpu(u32 cpu, const struct cpumask *cpumask) __ksym;
+void bpf_cgroup_release(struct cgroup *cgrp) __ksym;
 
 /* CPU frequency hints; only meaningful with the schedutil governor. */
 u32 scx_bpf_cpuperf_cap(s32 cpu) __ksym __weak;
