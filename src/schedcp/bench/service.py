@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from schedcp.bench.harness import DEFAULT, BenchResult, run_ab
@@ -12,8 +13,9 @@ from schedcp.bench.registry import get_workload
 from schedcp.bench.report import default_name, save_json
 from schedcp.bench.report import plot as draw
 from schedcp.bpf.build import BuiltPolicy, build_policy
-from schedcp.bpf.policy import find_policy
+from schedcp.bpf.policy import Policy, find_policy
 from schedcp.config import Settings, load_settings
+from schedcp.errors import VersionNotFound
 from schedcp.fsutil import atomic_write
 from schedcp.sandbox import Sandbox, find_kernel
 from schedcp.sandbox.kernel import Kernel
@@ -28,6 +30,39 @@ def _build(name: str, overrides: dict[str, str], kernel: Kernel, settings: Setti
     return build_policy(policy, policy.resolve_tunables(overrides), kernel, settings.cache_dir, out)
 
 
+@dataclass
+class BenchOutcome:
+    result: BenchResult
+    json_path: Path
+    plot_path: Path | None
+    recorded_version: str | None = None  # the repository version the result was recorded against
+
+
+def record_in_repository(result: BenchResult, policy: Policy, settings: Settings) -> str | None:
+    """Record a result against the exact repository version that ran.
+
+    Only against the default scheduler (what "best known policy" compares), and only when that
+    exact content is in the repository: a benchmark never creates versions behind the user's back.
+    Returns the version id, or None when nothing was recorded.
+    """
+    from schedcp.repository import open_repository
+    from schedcp.repository.content import read_policy
+
+    if result.baseline.name != DEFAULT or result.candidate is None:
+        return None
+    version = read_policy(policy).id
+    with open_repository(settings=settings) as repo:
+        try:
+            repo.version(version)
+        except VersionNotFound:
+            log.info(
+                "%s@%s is not in the repository; `schedcp policy add` it to keep its results", policy.name, version
+            )
+            return None
+        repo.record_benchmark(version, result.workload.name, result)
+    return version
+
+
 def bench_in_sandbox(
     workload_name: str,
     policy: str | None = None,
@@ -39,8 +74,8 @@ def bench_in_sandbox(
     output: Path | None = None,
     plot: bool = False,
     progress: Callable[[str], None] = log.info,
-) -> tuple[BenchResult, Path, Path | None]:
-    """Run one benchmark; returns the result, where its JSON went and where its plot went."""
+) -> BenchOutcome:
+    """Run one benchmark, save it (JSON, optional PNG) and record it in the repository."""
     settings = settings or load_settings()
     workload = get_workload(workload_name)
     size = size or workload.info.default_size
@@ -66,7 +101,8 @@ def bench_in_sandbox(
     json_path = output or settings.results_dir / f"{default_name(result)}.json"
     save_json(result, json_path)
     png = draw(result, json_path.with_suffix(".png")) if plot else None
-    return result, json_path, png
+    recorded = record_in_repository(result, cand.policy, settings) if cand is not None else None
+    return BenchOutcome(result, json_path, png, recorded)
 
 
 def suite_in_sandbox(
@@ -110,6 +146,9 @@ def suite_in_sandbox(
         save_json(result, out_dir / f"{result.workload.name}.json")
         draw(result, out_dir / f"{result.workload.name}.png")
     atomic_write(out_dir / "summary.md", summary_markdown(results).encode())
+    if cand is not None:
+        for result in results:
+            record_in_repository(result, cand.policy, settings)
     return results, out_dir
 
 

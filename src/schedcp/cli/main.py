@@ -733,15 +733,20 @@ def bench_run(
     def go() -> None:
         settings = _settings(vcpus, memory)
         progress = (lambda _m: None) if as_json else (lambda m: err.print(f"[dim]{m}[/]"))
-        result, json_path, png = bench_in_sandbox(
+        outcome = bench_in_sandbox(
             workload, policy, _parse_sets(set_), baseline, repeat, size, settings, output, plot, progress
         )
+        result, json_path, png = outcome.result, outcome.json_path, outcome.plot_path
         if as_json:
             paths = {"json": str(json_path), "plot": str(png) if png else None}
-            _emit_json({"result": result.model_dump(mode="json"), **paths})
+            _emit_json(
+                {"result": result.model_dump(mode="json"), **paths, "recorded_version": outcome.recorded_version}
+            )
             return
         _print_bench(result)
         out.print(f"result: {json_path}" + (f"\nplot:   {png}" if png else ""))
+        if outcome.recorded_version:
+            out.print(f"recorded in the repository for {policy}@{outcome.recorded_version[:12]}")
 
     _guarded(go)
 
