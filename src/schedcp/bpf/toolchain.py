@@ -73,14 +73,19 @@ def compile_policy(
     """Compile one policy's BPF C into an object; a failure carries clang's diagnostics."""
     if not source.exists():
         raise BuildError(f"policy source {source} does not exist")
-    includes = [vmlinux_h(kernel, cache_dir), include_dir(), source.parent, *(extra_includes or [])]
+    source = source.resolve()  # clang runs in the output folder (below)
+    folders = [vmlinux_h(kernel, cache_dir), include_dir(), source.parent, *(extra_includes or [])]
+    includes = [p.resolve() for p in folders]
     # Keep host paths out of the debug info: the same code and tunables must give the same
     # object (and sha256) wherever schedcp runs, since verification reports bind to that hash.
     reproducible = ["-fdebug-compilation-dir=.", f"-ffile-prefix-map={source.parent}=."]
-    argv = [_tool(CLANG), *CFLAGS, *reproducible, *(f"-I{p}" for p in includes), "-c", str(source), "-o", str(out)]
+    # Run in the output folder and name the output relatively: clang-19's BTF type order can
+    # depend on the length of its command line (seen: the same source gave different objects
+    # for two output folders), so the command must not carry the output folder.
+    argv = [_tool(CLANG), *CFLAGS, *reproducible, *(f"-I{p}" for p in includes), "-c", str(source), "-o", out.name]
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S, cwd=out.parent)
     except subprocess.TimeoutExpired as exc:
         raise BuildError(f"clang took longer than {COMPILE_TIMEOUT_S:g} s on {source}") from exc
     if proc.returncode != 0:
