@@ -30,6 +30,13 @@
 #define SCHEDCP_ANY_NODE (-1)
 
 /*
+ * Userspace reports every .bss variable as a stat. Put a policy's internal
+ * globals (per-CPU bookkeeping, timestamps) in .data instead:
+ *   static u64 last_scan_ns SCHEDCP_STATE;
+ */
+#define SCHEDCP_STATE SEC(".data")
+
+/*
  * sched_ext kfuncs.
  *
  * Some of these take a hidden trailing `const struct bpf_prog_aux *` in the
@@ -52,6 +59,18 @@ bool scx_bpf_dsq_move_to_local(u64 dsq_id) __ksym;
 s32 scx_bpf_dsq_nr_queued(u64 dsq_id) __ksym;
 struct task_struct *scx_bpf_dsq_peek(u64 dsq_id) __ksym __weak;
 
+/* Walking a DSQ (front to back; SCX_DSQ_ITER_REV for back to front) and
+ * moving the task at the cursor to another DSQ, e.g. a remote CPU's local
+ * DSQ (from ops.dispatch, or from a BPF timer: no rq lock held). */
+int bpf_iter_scx_dsq_new(struct bpf_iter_scx_dsq *it, u64 dsq_id,
+			 u64 flags) __ksym;
+struct task_struct *bpf_iter_scx_dsq_next(struct bpf_iter_scx_dsq *it) __ksym;
+void bpf_iter_scx_dsq_destroy(struct bpf_iter_scx_dsq *it) __ksym;
+bool scx_bpf_dsq_move(struct bpf_iter_scx_dsq *it__iter, struct task_struct *p,
+		      u64 dsq_id, u64 enq_flags) __ksym;
+void scx_bpf_dsq_move_set_slice(struct bpf_iter_scx_dsq *it__iter,
+				u64 slice) __ksym;
+
 /* CPU selection and idle tracking. */
 s32 scx_bpf_select_cpu_dfl(struct task_struct *p, s32 prev_cpu, u64 wake_flags,
 			   bool *is_idle) __ksym;
@@ -59,6 +78,8 @@ s32 scx_bpf_pick_idle_cpu(const struct cpumask *cpus_allowed, u64 flags) __ksym;
 s32 scx_bpf_pick_any_cpu(const struct cpumask *cpus_allowed, u64 flags) __ksym;
 bool scx_bpf_test_and_clear_cpu_idle(s32 cpu) __ksym;
 void scx_bpf_kick_cpu(s32 cpu, u64 flags) __ksym;
+const struct cpumask *scx_bpf_get_idle_cpumask(void) __ksym;
+void scx_bpf_put_idle_cpumask(const struct cpumask *idle_mask) __ksym;
 
 /* Task, CPU and time queries. */
 s32 scx_bpf_task_cpu(const struct task_struct *p) __ksym;
@@ -73,7 +94,9 @@ bool scx_bpf_task_set_dsq_vtime(struct task_struct *p, u64 vtime) __ksym __weak;
 
 /* Generic BPF kfuncs (not sched_ext's) that policies use. */
 bool bpf_cpumask_test_cpu(u32 cpu, const struct cpumask *cpumask) __ksym;
+bool bpf_cpumask_empty(const struct cpumask *cpumask) __ksym;
 void bpf_cgroup_release(struct cgroup *cgrp) __ksym;
+struct cgroup *bpf_cgroup_from_id(u64 cgid) __ksym;
 
 /* CPU frequency hints; only meaningful with the schedutil governor. */
 u32 scx_bpf_cpuperf_cap(s32 cpu) __ksym __weak;

@@ -1,0 +1,276 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vtime: weighted virtual-time fairness over one shared queue.
+ *
+ * Every task carries a virtual time (p->scx.dsq_vtime). Running for d
+ * nanoseconds advances it by d * 100 / weight, where the weight comes from
+ * the task's nice value (100 at nice 0, about 10x per 5 nice levels). All
+ * waiting tasks sit in one DSQ ordered by virtual time, and a CPU that needs
+ * work takes the task that is furthest behind. Heavier tasks advance more
+ * slowly, so they come back to the head of the queue sooner: CPU time is
+ * shared in proportion to weight.
+ *
+ * The global clock, vtime_now, follows the tasks that run. A task that slept
+ * keeps its old virtual time, which would let it run unopposed for as long as
+ * it slept; so when it is queued again it is placed at most one slice behind
+ * vtime_now. For the same reason in the other direction (a very light task
+ * charged a lot at once would wait for a long time, and the watchdog ejects
+ * the policy after 5 s), a task is never placed more than MAX_LEAD_SLICES
+ * slices ahead of it.
+ *
+ * The kernel asks for the next task (ops.dispatch) before it puts the
+ * running one back in the queue, so taking the head of the queue at every
+ * slice end would be round-robin, whatever the weights, whenever few tasks
+ * wait. So at a slice end the running task keeps the CPU while it is still
+ * behind the head of the queue, counting the time it has just run.
+ */
+#include "schedcp.bpf.h"
+
+char _license[] SEC("license") = "GPL";
+
+/* Our one user DSQ, ordered by virtual time. */
+#define VTIME_DSQ 0
+
+/* Weight of a nice-0 task in sched_ext (p->scx.weight ranges 1..10000). */
+#define WEIGHT_NICE0 100
+
+/* How far ahead of vtime_now a task may be placed, in slices; see above. */
+#define MAX_LEAD_SLICES 20
+
+/*
+ * Tunables, set by userspace between open and load.
+ *
+ * slice_ns: how long a task runs before the next one in vtime order gets the
+ * CPU, and how much credit a woken sleeper keeps (one slice). Shorter slices
+ * mean lower wakeup latency beside CPU hogs and finer-grained fairness; longer
+ * ones mean fewer context switches and warmer caches.
+ */
+const volatile u64 slice_ns = 5000000;	/* 5 ms */
+
+/*
+ * direct_idle: when a waking task finds an idle CPU, put it straight on that
+ * CPU's local queue. Lower wakeup latency and less contention on the shared
+ * queue; the task skips the vtime order, which only matters when some CPU is
+ * idle anyway.
+ */
+const volatile bool direct_idle = true;
+
+/* Stats, read by userspace from .bss. */
+u64 nr_enqueued;		/* tasks put on the shared vtime queue */
+u64 nr_direct_dispatched;	/* waking tasks sent straight to an idle CPU */
+u64 nr_dispatched;		/* tasks a CPU took from the shared queue */
+u64 nr_lag_clamped;		/* sleepers moved up to one slice behind vtime_now */
+u64 nr_lead_clamped;		/* tasks moved back to MAX_LEAD_SLICES ahead */
+u64 nr_kept;			/* slice ends where the running task stayed ahead */
+
+/* The virtual time of the most advanced task that has started running. */
+static u64 vtime_now;
+
+/* Per task: where its current run started, in CPU time (sum_exec_runtime). */
+struct vtime_task {
+	u64 run_start;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct vtime_task);
+} vtime_tasks SEC(".maps");
+
+/* a < b for virtual times, correct across u64 wrap-around. */
+static __always_inline bool vtime_before(u64 a, u64 b)
+{
+	return (s64)(a - b) < 0;
+}
+
+/* Keep @p's virtual time within [vtime_now - slice, vtime_now + lead]. */
+static __always_inline u64 vtime_clamp(struct task_struct *p)
+{
+	u64 now = vtime_now;
+	u64 vtime = p->scx.dsq_vtime;
+
+	if (vtime_before(vtime, now - slice_ns)) {
+		vtime = now - slice_ns;
+		__sync_fetch_and_add(&nr_lag_clamped, 1);
+	} else if (vtime_before(now + MAX_LEAD_SLICES * slice_ns, vtime)) {
+		vtime = now + MAX_LEAD_SLICES * slice_ns;
+		__sync_fetch_and_add(&nr_lead_clamped, 1);
+	}
+	return vtime;
+}
+
+SEC("struct_ops/vtime_select_cpu")
+s32 BPF_PROG(vtime_select_cpu, struct task_struct *p, s32 prev_cpu,
+	     u64 wake_flags)
+{
+	bool is_idle = false;
+	s32 cpu;
+
+	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
+	if (is_idle && direct_idle) {
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
+		__sync_fetch_and_add(&nr_direct_dispatched, 1);
+	}
+	return cpu;
+}
+
+SEC("struct_ops/vtime_enqueue")
+void BPF_PROG(vtime_enqueue, struct task_struct *p, u64 enq_flags)
+{
+	s32 cpu;
+
+	scx_bpf_dsq_insert_vtime(p, VTIME_DSQ, slice_ns, vtime_clamp(p),
+				 enq_flags);
+	__sync_fetch_and_add(&nr_enqueued, 1);
+
+	/*
+	 * A task queued while some CPU it may use is idle (it was pinned and
+	 * skipped select_cpu, or a CPU went idle since) would wait for no
+	 * reason: wake that CPU so it comes for the task.
+	 */
+	cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+	if (cpu >= 0)
+		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+}
+
+/* @p's virtual time now, counting its current run (it is running). */
+static __always_inline u64 vtime_running_now(struct task_struct *p)
+{
+	struct vtime_task *tctx;
+	u64 weight = p->scx.weight ?: 1;
+
+	tctx = bpf_task_storage_get(&vtime_tasks, p, 0, 0);
+	if (!tctx)
+		return p->scx.dsq_vtime;
+	return p->scx.dsq_vtime + (p->se.sum_exec_runtime - tctx->run_start) *
+				  WEIGHT_NICE0 / weight;
+}
+
+/* Should @prev, whose slice ended, run on rather than the queue's head? */
+static __always_inline bool keep_prev(struct task_struct *prev)
+{
+	struct task_struct *head;
+	u64 vtime;
+
+	if (!bpf_ksym_exists(scx_bpf_dsq_peek))
+		return false;
+	head = scx_bpf_dsq_peek(VTIME_DSQ);
+	if (!head)
+		return false;
+	/*
+	 * Not a reason to advance vtime_now: @prev may be switched out right
+	 * now, and the clock must not run ahead of the tasks that get the CPU.
+	 */
+	vtime = vtime_running_now(prev);
+	return vtime_before(vtime, head->scx.dsq_vtime);
+}
+
+SEC("struct_ops/vtime_dispatch")
+void BPF_PROG(vtime_dispatch, s32 cpu, struct task_struct *prev)
+{
+	bool prev_runnable = prev && (prev->scx.flags & SCX_TASK_QUEUED);
+
+	if (prev_runnable && keep_prev(prev)) {
+		if (bpf_ksym_exists(scx_bpf_task_set_slice))
+			scx_bpf_task_set_slice(prev, slice_ns);
+		__sync_fetch_and_add(&nr_kept, 1);
+		return;
+	}
+	if (scx_bpf_dsq_move_to_local(VTIME_DSQ)) {
+		__sync_fetch_and_add(&nr_dispatched, 1);
+		return;
+	}
+	/*
+	 * Nothing waits: the kernel lets @prev run on, and would refill its
+	 * slice with the 20 ms default. Give it our slice instead, so a task
+	 * that wakes meanwhile waits at most slice_ns.
+	 */
+	if (prev_runnable && bpf_ksym_exists(scx_bpf_task_set_slice))
+		scx_bpf_task_set_slice(prev, slice_ns);
+}
+
+SEC("struct_ops/vtime_running")
+void BPF_PROG(vtime_running, struct task_struct *p)
+{
+	struct vtime_task *tctx;
+
+	/*
+	 * A task sent straight to an idle CPU skipped the clamp in enqueue;
+	 * a long sleeper must not bring its old virtual time to the CPU.
+	 */
+	if (vtime_before(p->scx.dsq_vtime, vtime_now - slice_ns))
+		p->scx.dsq_vtime = vtime_now - slice_ns;
+	/* Racy max across CPUs: a lost update only delays the clock a bit. */
+	if (vtime_before(vtime_now, p->scx.dsq_vtime))
+		vtime_now = p->scx.dsq_vtime;
+
+	tctx = bpf_task_storage_get(&vtime_tasks, p, 0, 0);
+	if (tctx)
+		tctx->run_start = p->se.sum_exec_runtime;
+}
+
+SEC("struct_ops/vtime_stopping")
+void BPF_PROG(vtime_stopping, struct task_struct *p, bool runnable)
+{
+	struct vtime_task *tctx;
+	u64 ran, weight;
+
+	tctx = bpf_task_storage_get(&vtime_tasks, p, 0, 0);
+	if (!tctx)
+		return;
+	ran = p->se.sum_exec_runtime - tctx->run_start;
+	weight = p->scx.weight ?: 1;
+	p->scx.dsq_vtime += ran * WEIGHT_NICE0 / weight;
+}
+
+SEC("struct_ops/vtime_enable")
+void BPF_PROG(vtime_enable, struct task_struct *p)
+{
+	/* A task new to this policy starts level with the running ones. */
+	p->scx.dsq_vtime = vtime_now;
+}
+
+SEC("struct_ops/vtime_init_task")
+s32 BPF_PROG(vtime_init_task, struct task_struct *p,
+	     struct scx_init_task_args *args)
+{
+	if (!bpf_task_storage_get(&vtime_tasks, p, 0,
+				  BPF_LOCAL_STORAGE_GET_F_CREATE))
+		return -12;	/* -ENOMEM */
+	return 0;
+}
+
+/* Sleepable: creating a DSQ allocates memory. */
+SEC("struct_ops.s/vtime_init")
+s32 BPF_PROG(vtime_init)
+{
+	s32 ret;
+
+	ret = scx_bpf_create_dsq(VTIME_DSQ, SCHEDCP_ANY_NODE);
+	if (ret)
+		scx_error("vtime: creating the shared DSQ failed (%d)", ret);
+	return ret;
+}
+
+SEC("struct_ops/vtime_exit")
+void BPF_PROG(vtime_exit, struct scx_exit_info *ei)
+{
+	schedcp_record_exit(ei);
+}
+
+SEC(".struct_ops.link")
+struct sched_ext_ops vtime_ops = {
+	.select_cpu	= (void *)vtime_select_cpu,
+	.enqueue	= (void *)vtime_enqueue,
+	.dispatch	= (void *)vtime_dispatch,
+	.running	= (void *)vtime_running,
+	.stopping	= (void *)vtime_stopping,
+	.enable		= (void *)vtime_enable,
+	.init_task	= (void *)vtime_init_task,
+	.init		= (void *)vtime_init,
+	.exit		= (void *)vtime_exit,
+	/* Eject a stall after 5 s rather than the kernel's default 30 s. */
+	.timeout_ms	= 5000,
+	.name		= "vtime",
+};
