@@ -77,7 +77,7 @@ def repo(db_url: str) -> Iterator[PolicyRepository]:
 
 @pytest.fixture
 def library(db_url: str, tmp_path: Path) -> Iterator[PolicyRepository]:
-    """A repository whose 'built-in library' is the fixture policies (latboost, batchfifo, vfair, sjf, locality)."""
+    """A repository whose 'built-in library' is the fixture policies (latboost, batchfifo, vfair, sjf, cachelocal)."""
     from repo_helpers import copy_fixtures
 
     root = copy_fixtures(tmp_path / "builtin")

@@ -71,7 +71,7 @@ def test_export_import_round_trip(repo: PolicyRepository, tmp_path: Path, db_url
     other = f"sqlite:///{tmp_path / 'other.db'}"
     with open_repository(other, import_builtins=False) as fresh:
         imported = fresh.import_(archive)
-        assert sorted(imported.policies_added) == ["batchfifo", "latboost", "locality", "mine", "sjf", "vfair"]
+        assert sorted(imported.policies_added) == ["batchfifo", "cachelocal", "latboost", "mine", "sjf", "vfair"]
         assert (imported.versions_added, imported.benchmarks_added, imported.verifications_added) == (7, 1, 2)
         want, got = _comparable(repo), _comparable(fresh)
         assert got["policies"] == want["policies"]

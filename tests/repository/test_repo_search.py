@@ -38,7 +38,7 @@ def test_latency_sensitive_web_server_ranks_the_latency_policy_first(library: Po
         ("compile a large C project", "batchfifo"),
         ("batch jobs with a long tail of slow ones", "sjf"),
         ("fair share between tasks", "vfair"),
-        ("cache locality for a messaging pipeline", "locality"),
+        ("cache locality for a messaging pipeline", "cachelocal"),
         ("interactive desktop", "latboost"),
         ("RPC service with p99 targets", "latboost"),
         ("sjf", "sjf"),  # a name

@@ -247,7 +247,7 @@ def test_a_library_folder_is_added_all_or_nothing(repo: PolicyRepository, tmp_pa
     shutil.rmtree(lib / "vfair")
     shutil.copytree(FIXTURES / "vfair", lib / "vfair")
     results = repo.add_path(lib)
-    assert sorted(r.name for r in results) == ["batchfifo", "latboost", "locality", "sjf", "vfair"]
+    assert sorted(r.name for r in results) == ["batchfifo", "cachelocal", "latboost", "sjf", "vfair"]
 
 
 def test_a_database_failure_half_way_rolls_everything_back(repo: PolicyRepository, tmp_path: Path) -> None:
