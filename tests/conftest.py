@@ -76,16 +76,59 @@ def settings() -> Settings:
     return load_settings()
 
 
-@pytest.fixture(scope="session")
-def vm(sandbox_ready: None, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    """One VM shared by every test that leaves it as it found it (no scheduler attached)."""
-    share = tmp_path_factory.mktemp("vmshare")
-    with Sandbox(settings, shares=[share]) as sandbox:
+class _SharedVM:
+    """The session's one sandbox, rebooted when a test finds it dead.
+
+    A lost VM (a guest oops, see docs/architecture.md "Known issues") fails the test that was
+    running, which reports it with the console tail; it must not also fail every sandbox test
+    after it. So each test gets the shared VM only after a liveness check, and a dead one is
+    replaced (the replacement is printed, so it is never silent).
+    """
+
+    def __init__(self, settings: Settings, share: Path) -> None:
+        self.settings = settings
+        self.share = share
+        self.sandbox: Sandbox | None = None
+        self.reboots = 0
+
+    def get(self) -> Sandbox:
+        sandbox = self.sandbox
+        if sandbox is not None and sandbox.proc is not None and sandbox.proc.poll() is None and sandbox.ping():
+            return sandbox
+        if sandbox is not None:
+            self.reboots += 1
+            print(f"\nshared sandbox VM was lost; booting a new one (reboot {self.reboots})")
+            self.close()
+        sandbox = Sandbox(self.settings, shares=[self.share])
+        sandbox.start()
         assert sandbox.proc is not None
         _shared_vm_pids.add(sandbox.proc.pid)
-        sandbox.test_share = share  # type: ignore[attr-defined]
-        yield sandbox
+        sandbox.test_share = self.share  # type: ignore[attr-defined]
+        self.sandbox = sandbox
+        return sandbox
+
+    def close(self) -> None:
+        if self.sandbox is not None:
+            self.sandbox.close()
+            if self.sandbox.proc is not None:
+                _shared_vm_pids.discard(self.sandbox.proc.pid)
+            self.sandbox = None
+
+
+@pytest.fixture(scope="session")
+def shared_vm(
+    sandbox_ready: None, settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[_SharedVM]:
+    holder = _SharedVM(settings, tmp_path_factory.mktemp("vmshare"))
+    yield holder
+    holder.close()
     _shared_vm_pids.clear()
+
+
+@pytest.fixture
+def vm(shared_vm: _SharedVM) -> Sandbox:
+    """One VM shared by every test that leaves it as it found it (no scheduler attached)."""
+    return shared_vm.get()
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,3 +80,16 @@ def test_missing_program_is_a_clear_error(vm: Sandbox) -> None:
     with pytest.raises(SandboxError, match="cannot start"):
         vm.run(["/nonexistent/program"])
     assert vm.ping()
+
+
+def test_a_lost_shared_vm_is_replaced_for_the_next_test(shared_vm: Any) -> None:
+    """A guest oops in one test must cost that test only, not every sandbox test after it."""
+    first = shared_vm.get()
+    assert first.proc is not None
+    first.proc.kill()
+    first.proc.wait(timeout=30)
+    second = shared_vm.get()
+    assert second is not first
+    assert second.ping()
+    assert second.run(["true"]).rc == 0
+    assert shared_vm.reboots >= 1
