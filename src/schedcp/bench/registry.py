@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from schedcp.bench.workload import Workload
 from schedcp.bench.workloads.build import Build
+from schedcp.bench.workloads.cgroup import CgroupWeights
 from schedcp.bench.workloads.latency import latency_workloads
 from schedcp.bench.workloads.longtail import longtail_workloads
 from schedcp.bench.workloads.perf import Messaging, Pipe
@@ -11,7 +12,14 @@ from schedcp.errors import SchedcpError
 
 
 def all_workloads() -> dict[str, Workload]:
-    workloads: list[Workload] = [*latency_workloads(), *longtail_workloads(), Messaging(), Pipe(), Build()]
+    workloads: list[Workload] = [
+        *latency_workloads(),
+        *longtail_workloads(),
+        Messaging(),
+        Pipe(),
+        Build(),
+        CgroupWeights(),
+    ]
     return {w.info.name: w for w in workloads}
 
 
