@@ -89,3 +89,7 @@ class VersionNotFound(RepositoryError):
 
 class CorruptArchive(RepositoryError):
     """A policy archive is truncated, malformed, or its contents do not match their hashes."""
+
+
+class AnalysisError(SchedcpError):
+    """A workload could not be analysed: no such command, pid or cgroup, or nothing to observe."""
