@@ -29,13 +29,13 @@
  * long.
  */
 #include "schedcp.bpf.h"
+#include "schedcp_common.bpf.h"
 
 char _license[] SEC("license") = "GPL";
 
 #define CENTRAL_DSQ	0	/* every waiting task, FIFO */
 #define MAX_CPUS	512	/* CPUs this policy can drive */
 #define LOCAL_DEPTH	2	/* tasks a worker may hold before it starts them */
-#define PF_KTHREAD	0x00200000	/* a macro in the kernel, not in BTF */
 
 /*
  * Tunables, set by userspace between open and load.
@@ -107,7 +107,7 @@ void BPF_PROG(central_enqueue, struct task_struct *p, u64 enq_flags)
 	 * Per-CPU kernel threads can run nowhere else, and a worker may run a
 	 * task for a long time: let them preempt it.
 	 */
-	if ((p->flags & PF_KTHREAD) && p->nr_cpus_allowed == 1) {
+	if (schedcp_is_percpu_kthread(p)) {
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns,
 				   enq_flags | SCX_ENQ_PREEMPT);
 		__sync_fetch_and_add(&nr_kthread_local, 1);
@@ -202,10 +202,8 @@ void BPF_PROG(central_dispatch, s32 cpu, struct task_struct *prev)
 		if (scx_bpf_dsq_nr_queued(CENTRAL_DSQ) <= 0)
 			return;
 		if (central_stalled(now) &&
-		    scx_bpf_dsq_move_to_local(CENTRAL_DSQ)) {
-			__sync_fetch_and_add(&nr_fallback, 1);
+		    schedcp_move_to_local(CENTRAL_DSQ, &nr_fallback))
 			return;
-		}
 		kick_central(SCX_KICK_PREEMPT);	/* ask for more */
 		return;
 	}
@@ -213,8 +211,7 @@ void BPF_PROG(central_dispatch, s32 cpu, struct task_struct *prev)
 	round_wanted_ns = 0;
 	__sync_fetch_and_add(&nr_rounds, 1);
 	assign_workers(now);
-	if (scx_bpf_dsq_move_to_local(CENTRAL_DSQ))
-		__sync_fetch_and_add(&nr_central_ran, 1);
+	schedcp_move_to_local(CENTRAL_DSQ, &nr_central_ran);
 }
 
 /*
@@ -272,17 +269,9 @@ void BPF_PROG(central_stopping, struct task_struct *p, bool runnable)
 SEC("struct_ops.s/central_init")
 s32 BPF_PROG(central_init)
 {
-	s32 ret;
-
-	nr_cpus = scx_bpf_nr_cpu_ids();
-	if (nr_cpus > MAX_CPUS)
-		nr_cpus = MAX_CPUS;
+	nr_cpus = schedcp_nr_cpus(MAX_CPUS);
 	central = central_cpu < nr_cpus ? central_cpu : 0;
-
-	ret = scx_bpf_create_dsq(CENTRAL_DSQ, SCHEDCP_ANY_NODE);
-	if (ret)
-		scx_error("central: creating the central DSQ failed (%d)", ret);
-	return ret;
+	return schedcp_create_dsq(CENTRAL_DSQ);
 }
 
 SEC("struct_ops/central_exit")

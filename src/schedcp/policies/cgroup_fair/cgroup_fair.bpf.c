@@ -27,11 +27,11 @@
  * as one more cgroup of weight 100.
  */
 #include "schedcp.bpf.h"
+#include "schedcp_common.bpf.h"
 
 char _license[] SEC("license") = "GPL";
 
 #define SHARED_DSQ	0
-#define WEIGHT_DFL	100	/* cpu.weight of a cgroup nobody configured */
 #define MAX_LEAD_SLICES	20
 
 /*
@@ -79,11 +79,6 @@ struct {
 	__type(value, struct cg_task);
 } cg_tasks SEC(".maps");
 
-static __always_inline bool vtime_before(u64 a, u64 b)
-{
-	return (s64)(a - b) < 0;
-}
-
 /* The state of @p's cgroup, or NULL. */
 static __always_inline struct cg_ctx *task_cg(struct task_struct *p)
 {
@@ -102,40 +97,28 @@ SEC("struct_ops/cgroup_fair_select_cpu")
 s32 BPF_PROG(cgroup_fair_select_cpu, struct task_struct *p, s32 prev_cpu,
 	     u64 wake_flags)
 {
-	bool is_idle = false;
-	s32 cpu;
-
-	/* An idle CPU means nobody is waiting: no order to keep. */
-	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
-	if (is_idle) {
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
-		__sync_fetch_and_add(&nr_direct_dispatched, 1);
-	}
-	return cpu;
+	return schedcp_select_cpu_idle(p, prev_cpu, wake_flags, true, slice_ns,
+				       &nr_direct_dispatched);
 }
 
 SEC("struct_ops/cgroup_fair_enqueue")
 void BPF_PROG(cgroup_fair_enqueue, struct task_struct *p, u64 enq_flags)
 {
-	u64 now = vtime_now, key = now;
+	u64 now = vtime_now, key = now, vtime;
 	struct cg_ctx *cg;
-	s32 cpu;
 
 	cg = task_cg(p);
 	if (cg) {
-		key = cg->vtime;
 		/*
 		 * Keep the cgroup within [now - slice, now + lead]. The write
 		 * can lose a concurrent charge; it is rare (only a cgroup
 		 * outside the window) and worth at most a slice.
 		 */
-		if (vtime_before(key, now - slice_ns)) {
-			key = now - slice_ns;
+		vtime = cg->vtime;
+		key = schedcp_vtime_clamp(vtime, now, slice_ns,
+					  MAX_LEAD_SLICES * slice_ns, NULL, NULL);
+		if (key != vtime)
 			cg->vtime = key;
-		} else if (vtime_before(now + MAX_LEAD_SLICES * slice_ns, key)) {
-			key = now + MAX_LEAD_SLICES * slice_ns;
-			cg->vtime = key;
-		}
 	} else {
 		__sync_fetch_and_add(&nr_no_cgroup_ctx, 1);
 	}
@@ -143,9 +126,7 @@ void BPF_PROG(cgroup_fair_enqueue, struct task_struct *p, u64 enq_flags)
 	__sync_fetch_and_add(&nr_enqueued, 1);
 
 	/* A CPU @p may use went idle meanwhile (or @p is pinned): wake it. */
-	cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
-	if (cpu >= 0)
-		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+	schedcp_kick_idle(p, NULL);
 }
 
 /* Charge of @p's current run so far to a cgroup of weight @weight. */
@@ -155,8 +136,8 @@ static __always_inline u64 running_charge(struct task_struct *p, u64 weight)
 
 	if (!tctx)
 		return 0;
-	return (p->se.sum_exec_runtime - tctx->run_start) * WEIGHT_DFL /
-	       (weight ?: WEIGHT_DFL);
+	return schedcp_vtime_delta(p->se.sum_exec_runtime - tctx->run_start,
+				   weight ?: SCHEDCP_WEIGHT_DFL);
 }
 
 /*
@@ -167,17 +148,15 @@ static __always_inline u64 running_charge(struct task_struct *p, u64 weight)
  */
 static __always_inline bool keep_prev(struct task_struct *prev)
 {
-	struct task_struct *head;
 	struct cg_task *tctx;
 	struct cgroup *cgrp;
 	struct cg_ctx *cg;
-	u64 vtime;
+	u64 head_vtime, vtime;
 
-	if (!bpf_ksym_exists(scx_bpf_dsq_peek))
+	if (!schedcp_dsq_head_vtime(SHARED_DSQ, &head_vtime))
 		return false;
-	head = scx_bpf_dsq_peek(SHARED_DSQ);
 	tctx = bpf_task_storage_get(&cg_tasks, prev, 0, 0);
-	if (!head || !tctx)
+	if (!tctx)
 		return false;
 	cgrp = bpf_cgroup_from_id(tctx->cgid);
 	if (!cgrp)
@@ -186,35 +165,31 @@ static __always_inline bool keep_prev(struct task_struct *prev)
 	bpf_cgroup_release(cgrp);
 	if (!cg)
 		return false;
-	vtime = cg->vtime + (prev->se.sum_exec_runtime - tctx->run_start) *
-			    WEIGHT_DFL / (cg->weight ?: WEIGHT_DFL);
-	return vtime_before(vtime, head->scx.dsq_vtime);
+	vtime = cg->vtime +
+		schedcp_vtime_delta(prev->se.sum_exec_runtime - tctx->run_start,
+				    cg->weight ?: SCHEDCP_WEIGHT_DFL);
+	return schedcp_time_before(vtime, head_vtime);
 }
 
 SEC("struct_ops/cgroup_fair_dispatch")
 void BPF_PROG(cgroup_fair_dispatch, s32 cpu, struct task_struct *prev)
 {
-	bool prev_runnable = prev && (prev->scx.flags & SCX_TASK_QUEUED);
+	bool prev_runnable = schedcp_prev_runnable(prev);
 
 	if (prev_runnable && keep_prev(prev)) {
-		if (bpf_ksym_exists(scx_bpf_task_set_slice))
-			scx_bpf_task_set_slice(prev, slice_ns);
-		__sync_fetch_and_add(&nr_kept, 1);
+		schedcp_keep_running(prev, slice_ns, &nr_kept);
 		return;
 	}
-	if (scx_bpf_dsq_move_to_local(SHARED_DSQ)) {
-		__sync_fetch_and_add(&nr_dispatched, 1);
+	if (schedcp_move_to_local(SHARED_DSQ, &nr_dispatched))
 		return;
-	}
 	/* Nothing waits: @prev runs on, with our slice, not the 20 ms default. */
-	if (prev_runnable && bpf_ksym_exists(scx_bpf_task_set_slice))
-		scx_bpf_task_set_slice(prev, slice_ns);
+	if (prev_runnable)
+		schedcp_set_slice(prev, slice_ns);
 }
 
 SEC("struct_ops/cgroup_fair_running")
 void BPF_PROG(cgroup_fair_running, struct task_struct *p)
 {
-	u64 now = vtime_now;
 	struct cg_task *tctx;
 	struct cgroup *cgrp;
 	struct cg_ctx *cg = NULL;
@@ -227,17 +202,9 @@ void BPF_PROG(cgroup_fair_running, struct task_struct *p)
 		cg = bpf_cgrp_storage_get(&cg_ctxs, cgrp, 0, 0);
 		bpf_cgroup_release(cgrp);
 	}
-	if (cg) {
-		/*
-		 * A task sent straight to an idle CPU skipped the clamp in
-		 * enqueue: an idle cgroup must not bring old credit along.
-		 */
-		if (vtime_before(cg->vtime, now - slice_ns))
-			cg->vtime = now - slice_ns;
-		/* Racy max across CPUs: a lost update only delays the clock. */
-		if (vtime_before(now, cg->vtime))
-			vtime_now = cg->vtime;
-	}
+	/* Lift an idle cgroup sent straight to an idle CPU; advance vtime_now. */
+	if (cg)
+		schedcp_vtime_start(&cg->vtime, &vtime_now, slice_ns);
 	if (tctx)
 		tctx->run_start = p->se.sum_exec_runtime;
 }
@@ -257,10 +224,7 @@ SEC("struct_ops/cgroup_fair_init_task")
 s32 BPF_PROG(cgroup_fair_init_task, struct task_struct *p,
 	     struct scx_init_task_args *args)
 {
-	if (!bpf_task_storage_get(&cg_tasks, p, 0,
-				  BPF_LOCAL_STORAGE_GET_F_CREATE))
-		return -12;	/* -ENOMEM */
-	return 0;
+	return schedcp_init_task_storage(&cg_tasks, p);
 }
 
 SEC("struct_ops/cgroup_fair_cgroup_init")
@@ -272,7 +236,7 @@ s32 BPF_PROG(cgroup_fair_cgroup_init, struct cgroup *cgrp,
 	cg = bpf_cgrp_storage_get(&cg_ctxs, cgrp, 0,
 				  BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!cg)
-		return -12;	/* -ENOMEM */
+		return -SCHEDCP_ENOMEM;
 	cg->weight = args->weight;
 	cg->vtime = vtime_now;
 	__sync_fetch_and_add(&nr_cgroups, 1);
@@ -294,12 +258,7 @@ void BPF_PROG(cgroup_fair_cgroup_set_weight, struct cgroup *cgrp, u32 weight)
 SEC("struct_ops.s/cgroup_fair_init")
 s32 BPF_PROG(cgroup_fair_init)
 {
-	s32 ret;
-
-	ret = scx_bpf_create_dsq(SHARED_DSQ, SCHEDCP_ANY_NODE);
-	if (ret)
-		scx_error("cgroup_fair: creating the shared DSQ failed (%d)", ret);
-	return ret;
+	return schedcp_create_dsq(SHARED_DSQ);
 }
 
 SEC("struct_ops/cgroup_fair_exit")

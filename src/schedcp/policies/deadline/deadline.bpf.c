@@ -29,6 +29,7 @@
  * miss.
  */
 #include "schedcp.bpf.h"
+#include "schedcp_common.bpf.h"
 
 char _license[] SEC("license") = "GPL";
 
@@ -148,15 +149,8 @@ SEC("struct_ops/deadline_select_cpu")
 s32 BPF_PROG(deadline_select_cpu, struct task_struct *p, s32 prev_cpu,
 	     u64 wake_flags)
 {
-	bool is_idle = false;
-	s32 cpu;
-
-	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
-	if (is_idle) {
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
-		__sync_fetch_and_add(&nr_direct_dispatched, 1);
-	}
-	return cpu;
+	return schedcp_select_cpu_idle(p, prev_cpu, wake_flags, true, slice_ns,
+				       &nr_direct_dispatched);
 }
 
 /* A task became runnable: on a wakeup, a new job with a new deadline. */
@@ -384,7 +378,7 @@ void BPF_PROG(deadline_dispatch, s32 cpu, struct task_struct *prev)
 	 * prev's slice ended but it is not back on the queue yet (the kernel
 	 * enqueues it after this call): it may keep the CPU.
 	 */
-	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) &&
+	if (schedcp_prev_runnable(prev) &&
 	    bpf_ksym_exists(scx_bpf_task_set_slice)) {
 		prev_ctx = bpf_task_storage_get(&task_ctx, prev, 0, 0);
 		if (prev_ctx)
@@ -463,25 +457,15 @@ SEC("struct_ops/deadline_init_task")
 s32 BPF_PROG(deadline_init_task, struct task_struct *p,
 	     struct scx_init_task_args *args)
 {
-	if (!bpf_task_storage_get(&task_ctx, p, 0,
-				  BPF_LOCAL_STORAGE_GET_F_CREATE))
-		return -12;	/* -ENOMEM */
-	return 0;
+	return schedcp_init_task_storage(&task_ctx, p);
 }
 
 /* Sleepable: creating a DSQ allocates memory. */
 SEC("struct_ops.s/deadline_init")
 s32 BPF_PROG(deadline_init)
 {
-	s32 ret;
-
-	nr_cpus = scx_bpf_nr_cpu_ids();
-	if (nr_cpus > MAX_CPUS)
-		nr_cpus = MAX_CPUS;
-	ret = scx_bpf_create_dsq(EDF_DSQ, SCHEDCP_ANY_NODE);
-	if (ret)
-		scx_error("deadline: creating the EDF DSQ failed (%d)", ret);
-	return ret;
+	nr_cpus = schedcp_nr_cpus(MAX_CPUS);
+	return schedcp_create_dsq(EDF_DSQ);
 }
 
 SEC("struct_ops/deadline_exit")

@@ -8,6 +8,7 @@
  * weights, no preemption: each task runs until its slice ends or it blocks.
  */
 #include "schedcp.bpf.h"
+#include "schedcp_common.bpf.h"
 
 char _license[] SEC("license") = "GPL";
 
@@ -40,16 +41,8 @@ SEC("struct_ops/fifo_select_cpu")
 s32 BPF_PROG(fifo_select_cpu, struct task_struct *p, s32 prev_cpu,
 	     u64 wake_flags)
 {
-	bool is_idle = false;
-	s32 cpu;
-
-	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
-	if (is_idle && direct_idle) {
-		/* Inserting here skips ops.enqueue for this wakeup. */
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
-		__sync_fetch_and_add(&nr_direct_dispatched, 1);
-	}
-	return cpu;
+	return schedcp_select_cpu_idle(p, prev_cpu, wake_flags, direct_idle,
+				       slice_ns, &nr_direct_dispatched);
 }
 
 SEC("struct_ops/fifo_enqueue")
@@ -62,20 +55,14 @@ void BPF_PROG(fifo_enqueue, struct task_struct *p, u64 enq_flags)
 SEC("struct_ops/fifo_dispatch")
 void BPF_PROG(fifo_dispatch, s32 cpu, struct task_struct *prev)
 {
-	if (scx_bpf_dsq_move_to_local(FIFO_DSQ))
-		__sync_fetch_and_add(&nr_dispatched, 1);
+	schedcp_move_to_local(FIFO_DSQ, &nr_dispatched);
 }
 
 /* Sleepable: creating a DSQ allocates memory. */
 SEC("struct_ops.s/fifo_init")
 s32 BPF_PROG(fifo_init)
 {
-	s32 ret;
-
-	ret = scx_bpf_create_dsq(FIFO_DSQ, SCHEDCP_ANY_NODE);
-	if (ret)
-		scx_error("fifo: creating the shared DSQ failed (%d)", ret);
-	return ret;
+	return schedcp_create_dsq(FIFO_DSQ);
 }
 
 SEC("struct_ops/fifo_exit")

@@ -27,6 +27,7 @@
  * favoured jobs one short slice per waiting task per max_wait_ns.
  */
 #include "schedcp.bpf.h"
+#include "schedcp_common.bpf.h"
 
 char _license[] SEC("license") = "GPL";
 
@@ -36,7 +37,6 @@ char _license[] SEC("license") = "GPL";
 #define RANK_SHIFT	60	/* key = rank << 60 | order inside the rank */
 #define SIZE_CAP_NS	(1ULL << 40)	/* ~18 min: sizes above are all "huge" */
 #define COMM_LEN	16
-#define PF_KTHREAD	0x00200000	/* a macro in the kernel, not in BTF */
 
 enum js_class { JS_UNHINTED, JS_LONG, JS_SHORT };
 
@@ -198,16 +198,8 @@ SEC("struct_ops/jobsize_select_cpu")
 s32 BPF_PROG(jobsize_select_cpu, struct task_struct *p, s32 prev_cpu,
 	     u64 wake_flags)
 {
-	bool is_idle = false;
-	s32 cpu;
-
-	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
-	if (is_idle) {
-		/* An idle CPU means nothing is waiting: no order to keep. */
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
-		__sync_fetch_and_add(&nr_direct_dispatched, 1);
-	}
-	return cpu;
+	return schedcp_select_cpu_idle(p, prev_cpu, wake_flags, true, slice_ns,
+				       &nr_direct_dispatched);
 }
 
 SEC("struct_ops/jobsize_enqueue")
@@ -218,7 +210,7 @@ void BPF_PROG(jobsize_enqueue, struct task_struct *p, u64 enq_flags)
 	u64 key;
 
 	/* Per-CPU kernel threads can run nowhere else: don't make them wait. */
-	if ((p->flags & PF_KTHREAD) && p->nr_cpus_allowed == 1) {
+	if (schedcp_is_percpu_kthread(p)) {
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, enq_flags);
 		__sync_fetch_and_add(&nr_kthread_local, 1);
 		return;
@@ -281,18 +273,16 @@ void BPF_PROG(jobsize_dispatch, s32 cpu, struct task_struct *prev)
 	 * enqueues it after this call). If it still has the best key, keep it
 	 * on the CPU rather than hand the CPU to a worse task.
 	 */
-	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) &&
+	if (schedcp_prev_runnable(prev) &&
 	    bpf_ksym_exists(scx_bpf_task_set_slice) &&
 	    (tctx = bpf_task_storage_get(&task_ctx, prev, 0, 0))) {
 		head = scx_bpf_dsq_peek(PRIO_DSQ);
 		if (!head || size_key(prev, tctx, now) <= head->scx.dsq_vtime) {
-			scx_bpf_task_set_slice(prev, slice_ns);
-			__sync_fetch_and_add(&nr_kept_running, 1);
+			schedcp_keep_running(prev, slice_ns, &nr_kept_running);
 			return;
 		}
 	}
-	if (scx_bpf_dsq_move_to_local(PRIO_DSQ))
-		__sync_fetch_and_add(&nr_dispatched, 1);
+	schedcp_move_to_local(PRIO_DSQ, &nr_dispatched);
 }
 
 SEC("struct_ops/jobsize_running")
@@ -313,10 +303,7 @@ SEC("struct_ops/jobsize_init_task")
 s32 BPF_PROG(jobsize_init_task, struct task_struct *p,
 	     struct scx_init_task_args *args)
 {
-	if (!bpf_task_storage_get(&task_ctx, p, 0,
-				  BPF_LOCAL_STORAGE_GET_F_CREATE))
-		return -12;	/* -ENOMEM */
-	return 0;
+	return schedcp_init_task_storage(&task_ctx, p);
 }
 
 SEC("struct_ops/jobsize_exit_task")
@@ -344,15 +331,10 @@ s32 BPF_PROG(jobsize_init)
 {
 	s32 ret;
 
-	ret = scx_bpf_create_dsq(PRIO_DSQ, SCHEDCP_ANY_NODE);
-	if (ret) {
-		scx_error("jobsize: creating the priority DSQ failed (%d)", ret);
-		return ret;
-	}
-	ret = scx_bpf_create_dsq(AGED_DSQ, SCHEDCP_ANY_NODE);
+	ret = schedcp_create_dsq(PRIO_DSQ);
 	if (ret)
-		scx_error("jobsize: creating the aged DSQ failed (%d)", ret);
-	return ret;
+		return ret;
+	return schedcp_create_dsq(AGED_DSQ);
 }
 
 SEC("struct_ops/jobsize_exit")

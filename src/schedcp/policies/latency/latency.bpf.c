@@ -26,6 +26,7 @@
  * waiting time can be read from the head itself.
  */
 #include "schedcp.bpf.h"
+#include "schedcp_common.bpf.h"
 
 char _license[] SEC("license") = "GPL";
 
@@ -152,18 +153,6 @@ static __always_inline u64 classify(struct task_struct *p,
 	return hog_slice_ns;
 }
 
-/* Wake an idle CPU @p may use; true if there was one. */
-static __always_inline bool kick_idle(struct task_struct *p)
-{
-	s32 cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
-
-	if (cpu < 0)
-		return false;
-	scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
-	__sync_fetch_and_add(&nr_idle_kicks, 1);
-	return true;
-}
-
 /* Is @c running a hog that has not slept for hog_min_burst_ns? */
 static __always_inline bool real_hog(struct lat_cpu *c, u64 now)
 {
@@ -216,8 +205,8 @@ s32 BPF_PROG(latency_select_cpu, struct task_struct *p, s32 prev_cpu,
 	tctx = bpf_task_storage_get(&lat_tasks, p, 0, 0);
 	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
 	if (is_idle) {
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, classify(p, tctx), 0);
-		__sync_fetch_and_add(&nr_direct_dispatched, 1);
+		/* Not schedcp_select_cpu_idle: classify only tasks started here. */
+		schedcp_insert_local(p, classify(p, tctx), &nr_direct_dispatched);
 		return cpu;
 	}
 	/*
@@ -250,12 +239,13 @@ void BPF_PROG(latency_enqueue, struct task_struct *p, u64 enq_flags)
 	if (!tctx->boosted) {
 		scx_bpf_dsq_insert_vtime(p, NORMAL_DSQ, slice,
 					 bpf_ktime_get_ns(), enq_flags);
-		kick_idle(p);
+		schedcp_kick_idle(p, &nr_idle_kicks);
 		return;
 	}
 
 	scx_bpf_dsq_insert(p, BOOST_DSQ, slice, enq_flags);
-	if (kick_idle(p) || !preempt || !(enq_flags & SCX_ENQ_WAKEUP))
+	if (schedcp_kick_idle(p, &nr_idle_kicks) || !preempt ||
+	    !(enq_flags & SCX_ENQ_WAKEUP))
 		return;
 	if (sync_wake) {
 		__sync_fetch_and_add(&nr_sync_no_kick, 1);
@@ -290,28 +280,22 @@ void BPF_PROG(latency_dispatch, s32 cpu, struct task_struct *prev)
 {
 	struct lat_task *tctx;
 
-	if (hogs_starving() && scx_bpf_dsq_move_to_local(NORMAL_DSQ)) {
+	if (hogs_starving() &&
+	    schedcp_move_to_local(NORMAL_DSQ, &nr_hog_dispatched)) {
 		__sync_fetch_and_add(&nr_starved_first, 1);
-		__sync_fetch_and_add(&nr_hog_dispatched, 1);
 		return;
 	}
-	if (scx_bpf_dsq_move_to_local(BOOST_DSQ)) {
-		__sync_fetch_and_add(&nr_boost_dispatched, 1);
+	if (schedcp_move_to_local(BOOST_DSQ, &nr_boost_dispatched) ||
+	    schedcp_move_to_local(NORMAL_DSQ, &nr_hog_dispatched))
 		return;
-	}
-	if (scx_bpf_dsq_move_to_local(NORMAL_DSQ)) {
-		__sync_fetch_and_add(&nr_hog_dispatched, 1);
-		return;
-	}
 	/*
-	 * Nothing waits: the kernel lets @prev run on, and would refill its
-	 * slice with the 20 ms default; give it the slice of its class.
+	 * Nothing waits: @prev runs on. With the slice of its class, not the
+	 * kernel's 20 ms default.
 	 */
-	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) &&
-	    bpf_ksym_exists(scx_bpf_task_set_slice)) {
+	if (schedcp_prev_runnable(prev)) {
 		tctx = bpf_task_storage_get(&lat_tasks, prev, 0, 0);
-		scx_bpf_task_set_slice(prev, tctx && tctx->boosted ?
-					     boost_slice_ns : hog_slice_ns);
+		schedcp_set_slice(prev, tctx && tctx->boosted ?
+					boost_slice_ns : hog_slice_ns);
 	}
 }
 
@@ -370,10 +354,7 @@ s32 BPF_PROG(latency_init_task, struct task_struct *p,
 	     struct scx_init_task_args *args)
 {
 	/* New tasks start interactive (no history yet): a zeroed record. */
-	if (!bpf_task_storage_get(&lat_tasks, p, 0,
-				  BPF_LOCAL_STORAGE_GET_F_CREATE))
-		return -12;	/* -ENOMEM */
-	return 0;
+	return schedcp_init_task_storage(&lat_tasks, p);
 }
 
 /* Sleepable: creating DSQs allocates memory. */
@@ -382,19 +363,11 @@ s32 BPF_PROG(latency_init)
 {
 	s32 ret;
 
-	nr_cpus = scx_bpf_nr_cpu_ids();
-	if (nr_cpus > MAX_CPUS)
-		nr_cpus = MAX_CPUS;
-
-	ret = scx_bpf_create_dsq(BOOST_DSQ, SCHEDCP_ANY_NODE);
-	if (ret) {
-		scx_error("latency: creating the boost DSQ failed (%d)", ret);
-		return ret;
-	}
-	ret = scx_bpf_create_dsq(NORMAL_DSQ, SCHEDCP_ANY_NODE);
+	nr_cpus = schedcp_nr_cpus(MAX_CPUS);
+	ret = schedcp_create_dsq(BOOST_DSQ);
 	if (ret)
-		scx_error("latency: creating the hog DSQ failed (%d)", ret);
-	return ret;
+		return ret;
+	return schedcp_create_dsq(NORMAL_DSQ);
 }
 
 SEC("struct_ops/latency_exit")

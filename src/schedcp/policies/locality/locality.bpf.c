@@ -30,14 +30,12 @@
  * then steals it: the policy stays work-conserving.
  */
 #include "schedcp.bpf.h"
+#include "schedcp_common.bpf.h"
 
 char _license[] SEC("license") = "GPL";
 
 /* CPUs supported (per-CPU clocks live in an array of this size). */
 #define MAX_CPUS	1024
-
-/* Weight of a nice-0 task in sched_ext (p->scx.weight ranges 1..10000). */
-#define WEIGHT_NICE0	100
 
 /* How far ahead of its CPU's clock a task may be placed, in slices. */
 #define MAX_LEAD_SLICES	20
@@ -123,26 +121,15 @@ static __always_inline struct loc_cpu *cpu_state(s32 cpu)
 	return bpf_map_lookup_elem(&loc_cpus, &key);
 }
 
-/* a < b for virtual times, correct across u64 wrap-around. */
-static __always_inline bool vtime_before(u64 a, u64 b)
-{
-	return (s64)(a - b) < 0;
-}
-
 /* @p's key in the queue of @cpu: its vtime, within a window of the clock. */
 static __always_inline u64 queue_key(struct task_struct *p, s32 cpu)
 {
 	struct loc_cpu *c = cpu_state(cpu);
-	u64 vtime = p->scx.dsq_vtime, now;
 
 	if (!c)
-		return vtime;
-	now = c->vtime_now;
-	if (vtime_before(vtime, now - slice_ns))
-		return now - slice_ns;
-	if (vtime_before(now + MAX_LEAD_SLICES * slice_ns, vtime))
-		return now + MAX_LEAD_SLICES * slice_ns;
-	return vtime;
+		return p->scx.dsq_vtime;
+	return schedcp_vtime_clamp(p->scx.dsq_vtime, c->vtime_now, slice_ns,
+				   MAX_LEAD_SLICES * slice_ns, NULL, NULL);
 }
 
 /* The CPU whose queue @p joins: the one it is on, if @p may run there. */
@@ -160,33 +147,25 @@ SEC("struct_ops/locality_select_cpu")
 s32 BPF_PROG(locality_select_cpu, struct task_struct *p, s32 prev_cpu,
 	     u64 wake_flags)
 {
-	bool is_idle = false;
-	s32 cpu;
-
 	/* Best case: the previous CPU, caches and all, is free. */
 	if (bpf_cpumask_test_cpu(prev_cpu, p->cpus_ptr) &&
 	    scx_bpf_test_and_clear_cpu_idle(prev_cpu)) {
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
-		__sync_fetch_and_add(&nr_direct_prev, 1);
+		schedcp_insert_local(p, slice_ns, &nr_direct_prev);
 		return prev_cpu;
 	}
 	if (!wake_idle)
 		return prev_cpu;
 
 	/* Otherwise an idle CPU, preferring ones that share a cache with it. */
-	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
-	if (is_idle) {
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
-		__sync_fetch_and_add(&nr_direct_other, 1);
-	}
-	return cpu;
+	return schedcp_select_cpu_idle(p, prev_cpu, wake_flags, true, slice_ns,
+				       &nr_direct_other);
 }
 
 SEC("struct_ops/locality_enqueue")
 void BPF_PROG(locality_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	struct loc_cpu *c;
-	s32 cpu, idle;
+	s32 cpu;
 	u64 key;
 
 	cpu = home_cpu(p);
@@ -202,7 +181,7 @@ void BPF_PROG(locality_enqueue, struct task_struct *p, u64 enq_flags)
 	/* A woken sleeper behind a CPU hog: switch now, not at slice end. */
 	c = cpu_state(cpu);
 	if (wake_preempt && (enq_flags & SCX_ENQ_WAKEUP) && c && c->busy &&
-	    vtime_before(key + slice_ns / 2, c->curr_vtime)) {
+	    schedcp_time_before(key + slice_ns / 2, c->curr_vtime)) {
 		scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
 		__sync_fetch_and_add(&nr_wake_preempts, 1);
 		return;
@@ -216,11 +195,7 @@ void BPF_PROG(locality_enqueue, struct task_struct *p, u64 enq_flags)
 		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
 		return;
 	}
-	idle = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
-	if (idle >= 0) {
-		scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
-		__sync_fetch_and_add(&nr_kicks, 1);
-	}
+	schedcp_kick_idle(p, &nr_kicks);
 }
 
 /* The CPU other than @self with the longest queue, or -1 if all are empty. */
@@ -245,25 +220,23 @@ static __always_inline s32 longest_queue(s32 self, s32 *len)
 /* Is @prev, whose slice ended, still behind the head of @cpu's queue? */
 static __always_inline bool keep_prev(struct task_struct *prev, s32 cpu)
 {
-	struct task_struct *head;
 	struct loc_task *tctx;
-	u64 vtime, weight = prev->scx.weight ?: 1;
+	u64 head_vtime;
 
-	if (!bpf_ksym_exists(scx_bpf_dsq_peek))
+	if (!schedcp_dsq_head_vtime(cpu, &head_vtime))
 		return false;
-	head = scx_bpf_dsq_peek(cpu);
 	tctx = bpf_task_storage_get(&loc_tasks, prev, 0, 0);
-	if (!head || !tctx)
+	if (!tctx)
 		return false;
-	vtime = prev->scx.dsq_vtime + (prev->se.sum_exec_runtime -
-				       tctx->run_start) * WEIGHT_NICE0 / weight;
-	return vtime_before(vtime, head->scx.dsq_vtime);
+	return schedcp_time_before(prev->scx.dsq_vtime +
+				   schedcp_task_vtime_since(prev, tctx->run_start),
+				   head_vtime);
 }
 
 SEC("struct_ops/locality_dispatch")
 void BPF_PROG(locality_dispatch, s32 cpu, struct task_struct *prev)
 {
-	bool prev_runnable = prev && (prev->scx.flags & SCX_TASK_QUEUED);
+	bool prev_runnable = schedcp_prev_runnable(prev);
 	s32 own, mine, victim, victim_len = 0;
 
 	own = scx_bpf_dsq_nr_queued(cpu);
@@ -276,25 +249,20 @@ void BPF_PROG(locality_dispatch, s32 cpu, struct task_struct *prev)
 	if (victim >= 0 &&
 	    ((mine == 0 && victim_len > 0) ||
 	     victim_len >= mine + (s32)steal_margin) &&
-	    scx_bpf_dsq_move_to_local(victim)) {
-		__sync_fetch_and_add(&nr_stolen, 1);
+	    schedcp_move_to_local(victim, &nr_stolen))
 		return;
-	}
 	if (prev_runnable && own > 0 && keep_prev(prev, cpu)) {
-		__sync_fetch_and_add(&nr_kept, 1);
-		goto keep;
-	}
-	if (own > 0 && scx_bpf_dsq_move_to_local(cpu)) {
-		__sync_fetch_and_add(&nr_local, 1);
+		schedcp_keep_running(prev, slice_ns, &nr_kept);
 		return;
 	}
-keep:
+	if (own > 0 && schedcp_move_to_local(cpu, &nr_local))
+		return;
 	/*
-	 * Nothing taken (own queue empty, or @prev still ahead): @prev, if
-	 * runnable, keeps the CPU. Give it our slice, not the kernel's default.
+	 * Nothing taken (own queue empty): @prev, if runnable, keeps the CPU.
+	 * Give it our slice, not the kernel's default.
 	 */
-	if (prev_runnable && bpf_ksym_exists(scx_bpf_task_set_slice))
-		scx_bpf_task_set_slice(prev, slice_ns);
+	if (prev_runnable)
+		schedcp_set_slice(prev, slice_ns);
 }
 
 SEC("struct_ops/locality_running")
@@ -304,14 +272,8 @@ void BPF_PROG(locality_running, struct task_struct *p)
 	struct loc_task *tctx;
 
 	if (c) {
-		/*
-		 * A task sent straight to an idle CPU skipped the clamp in
-		 * enqueue; a long sleeper must not bring its old vtime along.
-		 */
-		if (vtime_before(p->scx.dsq_vtime, c->vtime_now - slice_ns))
-			p->scx.dsq_vtime = c->vtime_now - slice_ns;
-		if (vtime_before(c->vtime_now, p->scx.dsq_vtime))
-			c->vtime_now = p->scx.dsq_vtime;
+		/* Lift a sleeper sent straight to an idle CPU; advance the clock. */
+		schedcp_vtime_start(&p->scx.dsq_vtime, &c->vtime_now, slice_ns);
 		c->curr_vtime = p->scx.dsq_vtime;
 		c->busy = true;
 	}
@@ -326,17 +288,13 @@ void BPF_PROG(locality_stopping, struct task_struct *p, bool runnable)
 {
 	struct loc_cpu *c = cpu_state(scx_bpf_task_cpu(p));
 	struct loc_task *tctx;
-	u64 ran, weight;
 
 	if (c)
 		c->busy = false;
 
 	tctx = bpf_task_storage_get(&loc_tasks, p, 0, 0);
-	if (!tctx)
-		return;
-	ran = p->se.sum_exec_runtime - tctx->run_start;
-	weight = p->scx.weight ?: 1;
-	p->scx.dsq_vtime += ran * WEIGHT_NICE0 / weight;
+	if (tctx)
+		p->scx.dsq_vtime += schedcp_task_vtime_since(p, tctx->run_start);
 }
 
 SEC("struct_ops/locality_enable")
@@ -352,10 +310,7 @@ SEC("struct_ops/locality_init_task")
 s32 BPF_PROG(locality_init_task, struct task_struct *p,
 	     struct scx_init_task_args *args)
 {
-	if (!bpf_task_storage_get(&loc_tasks, p, 0,
-				  BPF_LOCAL_STORAGE_GET_F_CREATE))
-		return -12;	/* -ENOMEM */
-	return 0;
+	return schedcp_init_task_storage(&loc_tasks, p);
 }
 
 /* Sleepable: creating DSQs allocates memory. */
@@ -371,13 +326,11 @@ s32 BPF_PROG(locality_init)
 			  MAX_CPUS);
 		return -22;	/* -EINVAL */
 	}
+	/* DSQ id = CPU id. */
 	bpf_for(i, 0, nr_cpus) {
-		ret = scx_bpf_create_dsq(i, SCHEDCP_ANY_NODE);
-		if (ret) {
-			scx_error("locality: creating the DSQ of CPU %u failed (%d)",
-				  i, ret);
+		ret = schedcp_create_dsq(i);
+		if (ret)
 			return ret;
-		}
 	}
 	return 0;
 }

@@ -25,14 +25,12 @@
  * behind the head of the queue, counting the time it has just run.
  */
 #include "schedcp.bpf.h"
+#include "schedcp_common.bpf.h"
 
 char _license[] SEC("license") = "GPL";
 
 /* Our one user DSQ, ordered by virtual time. */
 #define VTIME_DSQ 0
-
-/* Weight of a nice-0 task in sched_ext (p->scx.weight ranges 1..10000). */
-#define WEIGHT_NICE0 100
 
 /* How far ahead of vtime_now a task may be placed, in slices; see above. */
 #define MAX_LEAD_SLICES 20
@@ -78,116 +76,70 @@ struct {
 	__type(value, struct vtime_task);
 } vtime_tasks SEC(".maps");
 
-/* a < b for virtual times, correct across u64 wrap-around. */
-static __always_inline bool vtime_before(u64 a, u64 b)
-{
-	return (s64)(a - b) < 0;
-}
-
-/* Keep @p's virtual time within [vtime_now - slice, vtime_now + lead]. */
-static __always_inline u64 vtime_clamp(struct task_struct *p)
-{
-	u64 now = vtime_now;
-	u64 vtime = p->scx.dsq_vtime;
-
-	if (vtime_before(vtime, now - slice_ns)) {
-		vtime = now - slice_ns;
-		__sync_fetch_and_add(&nr_lag_clamped, 1);
-	} else if (vtime_before(now + MAX_LEAD_SLICES * slice_ns, vtime)) {
-		vtime = now + MAX_LEAD_SLICES * slice_ns;
-		__sync_fetch_and_add(&nr_lead_clamped, 1);
-	}
-	return vtime;
-}
-
 SEC("struct_ops/vtime_select_cpu")
 s32 BPF_PROG(vtime_select_cpu, struct task_struct *p, s32 prev_cpu,
 	     u64 wake_flags)
 {
-	bool is_idle = false;
-	s32 cpu;
-
-	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
-	if (is_idle && direct_idle) {
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
-		__sync_fetch_and_add(&nr_direct_dispatched, 1);
-	}
-	return cpu;
+	return schedcp_select_cpu_idle(p, prev_cpu, wake_flags, direct_idle,
+				       slice_ns, &nr_direct_dispatched);
 }
 
 SEC("struct_ops/vtime_enqueue")
 void BPF_PROG(vtime_enqueue, struct task_struct *p, u64 enq_flags)
 {
-	s32 cpu;
+	/* Within [vtime_now - slice, vtime_now + lead]: see the top. */
+	u64 vtime = schedcp_vtime_clamp(p->scx.dsq_vtime, vtime_now, slice_ns,
+					MAX_LEAD_SLICES * slice_ns,
+					&nr_lag_clamped, &nr_lead_clamped);
 
-	scx_bpf_dsq_insert_vtime(p, VTIME_DSQ, slice_ns, vtime_clamp(p),
-				 enq_flags);
+	scx_bpf_dsq_insert_vtime(p, VTIME_DSQ, slice_ns, vtime, enq_flags);
 	__sync_fetch_and_add(&nr_enqueued, 1);
-
-	/*
-	 * A task queued while some CPU it may use is idle (it was pinned and
-	 * skipped select_cpu, or a CPU went idle since) would wait for no
-	 * reason: wake that CPU so it comes for the task.
-	 */
-	cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
-	if (cpu >= 0)
-		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+	/* Pinned, or a CPU went idle since select_cpu: don't wait for no reason. */
+	schedcp_kick_idle(p, NULL);
 }
 
 /* @p's virtual time now, counting its current run (it is running). */
 static __always_inline u64 vtime_running_now(struct task_struct *p)
 {
 	struct vtime_task *tctx;
-	u64 weight = p->scx.weight ?: 1;
 
 	tctx = bpf_task_storage_get(&vtime_tasks, p, 0, 0);
 	if (!tctx)
 		return p->scx.dsq_vtime;
-	return p->scx.dsq_vtime + (p->se.sum_exec_runtime - tctx->run_start) *
-				  WEIGHT_NICE0 / weight;
+	return p->scx.dsq_vtime + schedcp_task_vtime_since(p, tctx->run_start);
 }
 
 /* Should @prev, whose slice ended, run on rather than the queue's head? */
 static __always_inline bool keep_prev(struct task_struct *prev)
 {
-	struct task_struct *head;
-	u64 vtime;
+	u64 head_vtime;
 
-	if (!bpf_ksym_exists(scx_bpf_dsq_peek))
-		return false;
-	head = scx_bpf_dsq_peek(VTIME_DSQ);
-	if (!head)
+	if (!schedcp_dsq_head_vtime(VTIME_DSQ, &head_vtime))
 		return false;
 	/*
 	 * Not a reason to advance vtime_now: @prev may be switched out right
 	 * now, and the clock must not run ahead of the tasks that get the CPU.
 	 */
-	vtime = vtime_running_now(prev);
-	return vtime_before(vtime, head->scx.dsq_vtime);
+	return schedcp_time_before(vtime_running_now(prev), head_vtime);
 }
 
 SEC("struct_ops/vtime_dispatch")
 void BPF_PROG(vtime_dispatch, s32 cpu, struct task_struct *prev)
 {
-	bool prev_runnable = prev && (prev->scx.flags & SCX_TASK_QUEUED);
+	bool prev_runnable = schedcp_prev_runnable(prev);
 
 	if (prev_runnable && keep_prev(prev)) {
-		if (bpf_ksym_exists(scx_bpf_task_set_slice))
-			scx_bpf_task_set_slice(prev, slice_ns);
-		__sync_fetch_and_add(&nr_kept, 1);
+		schedcp_keep_running(prev, slice_ns, &nr_kept);
 		return;
 	}
-	if (scx_bpf_dsq_move_to_local(VTIME_DSQ)) {
-		__sync_fetch_and_add(&nr_dispatched, 1);
+	if (schedcp_move_to_local(VTIME_DSQ, &nr_dispatched))
 		return;
-	}
 	/*
-	 * Nothing waits: the kernel lets @prev run on, and would refill its
-	 * slice with the 20 ms default. Give it our slice instead, so a task
-	 * that wakes meanwhile waits at most slice_ns.
+	 * Nothing waits: @prev runs on. With our slice, not the kernel's 20 ms
+	 * default, so a task that wakes meanwhile waits at most slice_ns.
 	 */
-	if (prev_runnable && bpf_ksym_exists(scx_bpf_task_set_slice))
-		scx_bpf_task_set_slice(prev, slice_ns);
+	if (prev_runnable)
+		schedcp_set_slice(prev, slice_ns);
 }
 
 SEC("struct_ops/vtime_running")
@@ -195,15 +147,8 @@ void BPF_PROG(vtime_running, struct task_struct *p)
 {
 	struct vtime_task *tctx;
 
-	/*
-	 * A task sent straight to an idle CPU skipped the clamp in enqueue;
-	 * a long sleeper must not bring its old virtual time to the CPU.
-	 */
-	if (vtime_before(p->scx.dsq_vtime, vtime_now - slice_ns))
-		p->scx.dsq_vtime = vtime_now - slice_ns;
-	/* Racy max across CPUs: a lost update only delays the clock a bit. */
-	if (vtime_before(vtime_now, p->scx.dsq_vtime))
-		vtime_now = p->scx.dsq_vtime;
+	/* Lift a sleeper sent straight to an idle CPU; advance vtime_now. */
+	schedcp_vtime_start(&p->scx.dsq_vtime, &vtime_now, slice_ns);
 
 	tctx = bpf_task_storage_get(&vtime_tasks, p, 0, 0);
 	if (tctx)
@@ -214,14 +159,10 @@ SEC("struct_ops/vtime_stopping")
 void BPF_PROG(vtime_stopping, struct task_struct *p, bool runnable)
 {
 	struct vtime_task *tctx;
-	u64 ran, weight;
 
 	tctx = bpf_task_storage_get(&vtime_tasks, p, 0, 0);
-	if (!tctx)
-		return;
-	ran = p->se.sum_exec_runtime - tctx->run_start;
-	weight = p->scx.weight ?: 1;
-	p->scx.dsq_vtime += ran * WEIGHT_NICE0 / weight;
+	if (tctx)
+		p->scx.dsq_vtime += schedcp_task_vtime_since(p, tctx->run_start);
 }
 
 SEC("struct_ops/vtime_enable")
@@ -235,22 +176,14 @@ SEC("struct_ops/vtime_init_task")
 s32 BPF_PROG(vtime_init_task, struct task_struct *p,
 	     struct scx_init_task_args *args)
 {
-	if (!bpf_task_storage_get(&vtime_tasks, p, 0,
-				  BPF_LOCAL_STORAGE_GET_F_CREATE))
-		return -12;	/* -ENOMEM */
-	return 0;
+	return schedcp_init_task_storage(&vtime_tasks, p);
 }
 
 /* Sleepable: creating a DSQ allocates memory. */
 SEC("struct_ops.s/vtime_init")
 s32 BPF_PROG(vtime_init)
 {
-	s32 ret;
-
-	ret = scx_bpf_create_dsq(VTIME_DSQ, SCHEDCP_ANY_NODE);
-	if (ret)
-		scx_error("vtime: creating the shared DSQ failed (%d)", ret);
-	return ret;
+	return schedcp_create_dsq(VTIME_DSQ);
 }
 
 SEC("struct_ops/vtime_exit")
