@@ -283,12 +283,18 @@ def measure_overhead(
     repeat: int = 3,
     size: str = "small",
     *,
-    where: Where = "sandbox",
+    where: Where | None = None,
     settings: Settings | None = None,
     build_dir: Path | None = None,
 ) -> OverheadReport:
-    """Run wakeup-latency alternately untraced and under the collector with the tracer."""
+    """Run wakeup-latency alternately untraced and under the collector with the tracer.
+
+    `where` defaults to "host" for a HostRunner and "sandbox" for anything else.
+    """
     from schedcp.bench.registry import get_workload
+
+    if where is None:
+        where = "host" if isinstance(runner, HostRunner) else "sandbox"
 
     if repeat < 1:
         raise AnalysisError("repeat must be at least 1")

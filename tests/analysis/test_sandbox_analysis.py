@@ -1,0 +1,54 @@
+"""Collection in the sandbox VM: the tracer built against the sandbox kernel loads and traces there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from schedcp.analysis.engine import analyze, measure_overhead
+from schedcp.analysis.profile import Target
+from schedcp.sandbox import Sandbox
+
+pytestmark = pytest.mark.sandbox
+
+
+def pins_left(vm: Sandbox) -> list[str]:
+    res = vm.run(["sh", "-c", "ls -d /sys/fs/bpf/schedcp_analyze_* 2>/dev/null; true"], timeout=30)
+    return res.stdout.split()
+
+
+def test_messaging_is_traced_in_the_sandbox(vm: Sandbox) -> None:
+    cmd = ["perf", "bench", "sched", "messaging", "-g", "2", "-l", "50"]
+    p = analyze(vm, Target(kind="command", command=cmd), where="sandbox", interval_s=0.5)
+    assert p.exit_code == 0
+    assert p.kernel.startswith("7.3")
+    assert {s.name for s in p.sources if s.available} >= {"bpf", "procfs", "schedstat", "psi", "cgroup"}, p.missing
+    msg = next(s for s in p.processes if s.comm == "sched-messaging")
+    assert msg.tasks >= 80  # 2 groups x (20 senders + 20 receivers)
+    assert msg.runq_latency is not None
+    assert msg.runq_latency.count > 100
+    assert msg.run_length is not None
+    assert msg.voluntary_switches > 100
+    assert any(w.waker == w.wakee == "sched-messaging" for w in p.wake_pairs[:3]), p.wake_pairs
+    assert p.totals.forks >= 80
+    assert any(j.comm == "sched-messaging" and j.count >= 40 for j in p.job_sizes)
+    assert p.overhead.bpf_cpu_pct is not None
+    assert p.overhead.bpf_cpu_pct > 0
+    assert p.classes
+    assert p.summary
+    assert pins_left(vm) == []
+
+
+def test_overhead_on_wakeup_latency_is_measured_in_one_boot(vm: Sandbox, tmp_path: Path) -> None:
+    report = measure_overhead(vm, repeat=2, size="tiny", build_dir=tmp_path)
+    assert len(report.untraced["rps"]) == len(report.traced["rps"]) == 2
+    assert report.rps.ratio > 0
+    assert report.request_p99.ratio > 0
+    assert report.slowdown == pytest.approx(1 / report.rps.ratio)
+    assert report.bpf_cpu_pct is not None
+    assert report.bpf_cpu_pct > 0
+    assert report.profile.overhead.slowdown == report.slowdown
+    assert "traced/untraced" in report.profile.overhead.slowdown_detail
+    assert any(s.comm.startswith("wakeup_server") for s in report.profile.processes)
+    assert pins_left(vm) == []
