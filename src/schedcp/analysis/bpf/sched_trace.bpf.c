@@ -217,6 +217,15 @@ static __always_inline void hist_add(struct hist *h, __u64 ns)
 		h->slots[b]++;
 }
 
+static __always_inline bool same_comm(struct task_struct *a, struct task_struct *b)
+{
+	__u64 x[2], y[2];
+
+	__builtin_memcpy(x, a->comm, COMM_LEN);
+	__builtin_memcpy(y, b->comm, COMM_LEN);
+	return x[0] == y[0] && x[1] == y[1];
+}
+
 static __always_inline struct comm_stats *stats_for(struct task_struct *p)
 {
 	struct comm_key key = {};
@@ -306,14 +315,14 @@ int BPF_PROG(st_wakeup_new, struct task_struct *p)
 SEC("tp_btf/sched_switch")
 int BPF_PROG(st_switch, bool preempt, struct task_struct *prev, struct task_struct *next, unsigned int prev_state)
 {
-	__u64 now = 0;
-	struct comm_stats *s;
+	struct comm_stats *s, *prev_s = NULL;
 	struct task_ts *ts;
+	__u64 now = 0;
 	__u8 *state;
 
 	if ((state = tracked_of(prev))) {
 		now = bpf_ktime_get_ns();
-		s = stats_for(prev);
+		s = prev_s = stats_for(prev);
 		ts = ts_for(prev, s);
 		/* Still runnable (preempted, or yielded): waits in the run queue from now on. */
 		bool runnable = preempt || prev_state == TASK_RUNNING;
@@ -340,7 +349,8 @@ int BPF_PROG(st_switch, bool preempt, struct task_struct *prev, struct task_stru
 	if (is_tracked(next)) {
 		if (!now)
 			now = bpf_ktime_get_ns();
-		s = stats_for(next);
+		/* Partners in a pipeline often share a name: save the second hash lookup. */
+		s = prev_s && same_comm(prev, next) ? prev_s : stats_for(next);
 		ts = ts_for(next, s);
 		if (ts) {
 			if (ts->queued_ns && s)

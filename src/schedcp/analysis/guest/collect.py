@@ -71,6 +71,8 @@ PR_SET_NAME = 15
 # The forked child's name until it execs the command, so that its few pre-exec events (it is
 # tracked before exec) are not mistaken for the collector or the workload.
 GATE_COMM = b"schedcp-gate"
+READY = b"\x00"  # the child's "set up and waiting at the gate", before any exec error text
+READY_TIMEOUT_S = 60.0
 
 
 class Terminated(Exception):
@@ -532,18 +534,19 @@ class Child:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child
             try:
+                libc = ctypes.CDLL(None, use_errno=True)
+                libc.prctl(PR_SET_NAME, ctypes.c_char_p(GATE_COMM), 0, 0, 0)
+                libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
                 os.close(self.gate_w)
                 os.close(self.err_r)
                 os.setpgid(0, 0)
-                libc = ctypes.CDLL(None, use_errno=True)
-                libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-                libc.prctl(PR_SET_NAME, ctypes.c_char_p(GATE_COMM), 0, 0, 0)
                 for sig in (signal.SIGPIPE, signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
                     signal.signal(sig, signal.SIG_DFL)
                 devnull = os.open(os.devnull, os.O_RDONLY)
                 os.dup2(devnull, 0)
                 os.dup2(self.stdout.fileno(), 1)
                 os.dup2(self.stderr.fileno(), 2)
+                os.write(err_w, READY)  # named and set up: the collector may track us now
                 if os.read(gate_r, 1) != b"g":
                     os._exit(125)  # the collector gave up before releasing us
                 os.execvp(argv[0], argv)
@@ -557,6 +560,12 @@ class Child:
         self.gate_open = True
         self.pid = pid
         self.pidfd = os.pidfd_open(pid)
+        # Wait until it is named, so that the tracer never sees it as "python3".
+        ready, _, _ = select.select([self.err_r], [], [], READY_TIMEOUT_S)
+        if not ready or os.read(self.err_r, len(READY)) != READY:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise RuntimeError(f"the command's child did not get ready within {READY_TIMEOUT_S:g} s")
         self.status: int | None = None
         self.rusage: resource.struct_rusage | None = None
 
@@ -894,6 +903,9 @@ def main(argv: list[str]) -> int:
         rc = 2
     except Terminated as exc:
         collector.errors.append(f"collector stopped by {exc} before the end of the window")
+    except Exception as exc:  # still report what was gathered, and say what broke
+        collector.errors.append(f"collector failed: {exc!r}")
+        rc = 1
     finally:
         try:
             collector.cleanup()
