@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from elftools.elf.elffile import ELFFile
 from schedcp.bpf import toolchain
 from schedcp.bpf.build import BuiltPolicy, build_policy
 from schedcp.bpf.loader import internal_map_name
-from schedcp.bpf.policy import Policy, find_policy
+from schedcp.bpf.policy import Policy, builtin_policies, find_policy
 from schedcp.bpf.rodata import read_tunables
 from schedcp.bpf.toolchain import compile_policy, file_sha256, vmlinux_h
 from schedcp.config import Settings
@@ -158,3 +159,31 @@ def test_hash_does_not_depend_on_the_working_directory(
     monkeypatch.chdir(tmp_path / "two")
     second = _build(fifo, kernel, cache_dir, tmp_path / "b")
     assert first.sha256 == second.sha256
+
+
+def _bss_symbols(obj: Path) -> set[str]:
+    with obj.open("rb") as f:
+        elf = ELFFile(f)
+        index = next((i for i, sec in enumerate(elf.iter_sections()) if sec.name == ".bss"), None)
+        symtab = elf.get_section_by_name(".symtab")
+        if index is None or symtab is None:
+            return set()
+        return {
+            s.name for s in symtab.iter_symbols() if s["st_shndx"] == index and s["st_info"]["type"] == "STT_OBJECT"
+        }
+
+
+@pytest.mark.parametrize("name", [p.name for p in builtin_policies()])
+def test_every_bss_variable_is_a_documented_stat(name: str, kernel: Kernel, cache_dir: Path, tmp_path: Path) -> None:
+    """Userspace reports all of .bss as stats, so internal state there would show up as a
+    meaningless counter: it belongs in .data (SCHEDCP_STATE). Each stat is in the README."""
+    policy = find_policy(name)
+    built = _build(policy, kernel, cache_dir, tmp_path)
+    readme = (policy.path / "README.md").read_text()
+    stats_section = readme.split("## Stats", 1)[1].split("\n## ", 1)[0] if "## Stats" in readme else ""
+    # A stat is documented by naming it at the start of an item, before the colon: "- `nr_x`: ...",
+    # "- `nr_a`, `nr_b`: ..." or "- `nr_a` / `nr_b`: ..." (a mention inside a description is not).
+    heads = re.findall(r"^\s*[-*]\s*([^:\n]*):", stats_section, flags=re.M)
+    listed = {name for head in heads for name in re.findall(r"`(\w+)`", head)}
+    undocumented = _bss_symbols(built.obj) - {"schedcp_exit_info"} - listed
+    assert not undocumented, f"{name}: .bss variables not listed under '## Stats' in its README: {undocumented}"

@@ -359,3 +359,29 @@ def test_the_real_builtin_library(tmp_path: Path) -> None:
         fifo = repo.get("fifo")
         assert fifo.author == "builtin"
         assert fifo.id == read_policy(builtin_dir() / "fifo").id
+
+
+def test_shared_headers_a_policy_includes_are_part_of_the_version(
+    repo: PolicyRepository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A helper in policies/include/ decides behaviour like the policy's own code does."""
+    include = tmp_path / "include"
+    include.mkdir()
+    (include / "schedcp.bpf.h").write_text('#include "vmlinux.h"\n#include "helpers.bpf.h"\n')
+    (include / "helpers.bpf.h").write_text("#define KEEP 1\n")
+    (include / "unused.bpf.h").write_text("#define UNUSED 1\n")
+    monkeypatch.setattr("schedcp.repository.content.include_dir", lambda: include)
+    folder = make_policy(tmp_path, "shr")
+    (folder / "shr.bpf.c").write_text('#include "schedcp.bpf.h"\n/* shr */\n')
+
+    first = repo.add_policy(folder)
+    # Transitively included shared headers are kept; vmlinux.h (generated) and unused ones are not.
+    assert sorted(repo.get("shr").headers) == ["helpers.bpf.h", "schedcp.bpf.h"]
+    (include / "helpers.bpf.h").write_text("#define KEEP 2\n")
+    second = repo.add_policy(folder, parent="head")
+    assert second.version != first.version
+    # The old version comes back with the helper it was added with, beside its source.
+    out = repo.checkout(f"shr@{first.version[:8]}", tmp_path / "co")
+    assert (out / "helpers.bpf.h").read_text() == "#define KEEP 1\n"
+    # Read back from that folder, its local copies win and the id is the same as when added.
+    assert read_policy(out).id == first.version

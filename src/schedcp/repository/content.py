@@ -14,8 +14,12 @@ summary, description, workload classes, units, descriptions and README.md descri
 without changing what runs, so editing them keeps the id (and with it the version's
 verification reports and benchmark results) and updates the stored text in place, logged as
 an event. The name is in it so an id is unique across policies even for identical code.
-The shared header (policies/include/schedcp.bpf.h) is part of the toolchain, like clang's
-version, and not of a policy's identity.
+"headers" also holds the shared headers from policies/include/ that the source includes
+(directly or through another header), as they are when the version is read: a helper in
+schedcp_common.bpf.h decides what the policy does as much as its own code, so changing one
+makes a new version of every policy that includes it. The version keeps those texts, and
+writing it out puts them beside the source, where `#include "..."` finds them before the
+include folder: an old version rebuilds with the headers it was verified with.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from schedcp.bpf.policy import Policy, PolicySpec, load_policy
+from schedcp.bpf.toolchain import include_dir
 from schedcp.errors import PolicyError
 
 README = "README.md"
@@ -98,6 +103,25 @@ def _text(path: Path) -> str:
         raise PolicyError(f"{path} is not UTF-8 text ({exc}); policy files must be text") from exc
 
 
+_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([A-Za-z0-9_.-]+)"', re.M)
+
+
+def shared_headers(source: str, local: dict[str, str]) -> dict[str, str]:
+    """The headers from policies/include/ that `source` includes, transitively, unless the
+    policy has its own copy (which the compiler would pick first)."""
+    folder = include_dir()
+    found: dict[str, str] = {}
+    pending = [source, *local.values()]
+    while pending:
+        for name in _INCLUDE.findall(pending.pop()):
+            path = folder / name
+            if name in local or name in found or not path.is_file():
+                continue
+            found[name] = _text(path)
+            pending.append(found[name])
+    return found
+
+
 def read_policy(policy: Policy | Path, origin: str | None = None) -> PolicyContent:
     """Read a policy folder (or a file in one) with the same checks as `load_policy`."""
     if isinstance(policy, Path):
@@ -111,11 +135,13 @@ def read_policy(policy: Policy | Path, origin: str | None = None) -> PolicyConte
             raise PolicyError(f"no policy folder at {path}")
         policy = load_policy(path.resolve())
     headers = {h.name: _text(h) for h in sorted(policy.path.glob("*.h")) if h.is_file()}
+    source = _text(policy.source)
+    headers.update(shared_headers(source, headers))
     readme = policy.path / README
     return PolicyContent(
         spec=policy.spec,
         source_name=policy.source.name,
-        source=_text(policy.source),
+        source=source,
         policy_toml=_text(policy.path / META),
         readme=_text(readme) if readme.is_file() else "",
         origin=origin if origin is not None else str(policy.path),

@@ -53,7 +53,7 @@ u64 nr_no_cgroup_ctx;		/* tasks whose cgroup had no state (queued at vtime_now) 
 u64 nr_kept;			/* slice ends where the running task's cgroup stayed ahead */
 
 /* The largest cgroup vtime among the tasks that have started running. */
-static u64 vtime_now;
+static u64 vtime_now SCHEDCP_STATE;
 
 struct cg_ctx {
 	u64 vtime;

@@ -96,7 +96,7 @@ u64 nr_boost_dispatched;	/* tasks a CPU took from the boost queue */
 u64 nr_hog_dispatched;		/* tasks a CPU took from the hog queue */
 u64 nr_starved_first;		/* hogs served first after hog_max_wait_ns */
 
-static u32 nr_cpus;		/* scx_bpf_nr_cpu_ids(), set in init */
+static u32 nr_cpus SCHEDCP_STATE;		/* scx_bpf_nr_cpu_ids(), set in init */
 
 /* Per task. */
 struct lat_task {
@@ -257,7 +257,7 @@ void BPF_PROG(latency_enqueue, struct task_struct *p, u64 enq_flags)
 /* Has the oldest queued hog waited hog_max_wait_ns? */
 static __always_inline bool hogs_starving(void)
 {
-	static u64 hog_served_at;	/* fallback without scx_bpf_dsq_peek */
+	static u64 hog_served_at SCHEDCP_STATE;	/* fallback without scx_bpf_dsq_peek */
 	struct task_struct *head;
 	u64 now = bpf_ktime_get_ns();
 

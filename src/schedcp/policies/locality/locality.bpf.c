@@ -86,7 +86,7 @@ u64 nr_kicks;		/* idle CPUs woken to steal a queued task */
 u64 nr_wake_preempts;	/* busy CPUs preempted for a woken task */
 u64 nr_kept;		/* slice ends where the running task stayed ahead */
 
-static u32 nr_cpus;	/* scx_bpf_nr_cpu_ids(), set in init */
+static u32 nr_cpus SCHEDCP_STATE;	/* scx_bpf_nr_cpu_ids(), set in init */
 
 /* Per CPU: its clock, and the task running there. */
 struct loc_cpu {

@@ -62,7 +62,7 @@ u64 nr_lead_clamped;		/* tasks moved back to MAX_LEAD_SLICES ahead */
 u64 nr_kept;			/* slice ends where the running task stayed ahead */
 
 /* The virtual time of the most advanced task that has started running. */
-static u64 vtime_now;
+static u64 vtime_now SCHEDCP_STATE;
 
 /* Per task: where its current run started, in CPU time (sum_exec_runtime). */
 struct vtime_task {
