@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -83,3 +86,20 @@ def test_map_keys_are_little_endian_bytes(collect: ModuleType) -> None:
 def test_bad_cgroup_paths_are_fatal(collect: ModuleType) -> None:
     with pytest.raises(collect.Fatal, match="no cgroup v2 folder at /sys/fs/cgroup/schedcp-nope"):
         collect.resolve_cgroup("schedcp-nope")
+
+
+def test_descendants_follow_the_process_tree(collect: ModuleType) -> None:
+    parent = subprocess.Popen(["sh", "-c", "sleep 600 & read x; kill $!"], stdin=subprocess.PIPE)
+    try:
+        # The grandchild exists once the shell has forked it: wait for that event, not a time.
+        deadline = time.monotonic() + 30
+        while len(found := collect.descendants({parent.pid})) < 2:
+            assert time.monotonic() < deadline, "the shell did not fork its child"
+            time.sleep(0.01)
+        assert parent.pid in found
+        assert found == collect.descendants_by_scan({parent.pid})
+        assert os.getpid() not in found
+    finally:
+        assert parent.stdin is not None
+        parent.stdin.close()
+        parent.wait(timeout=30)
