@@ -253,3 +253,22 @@ def test_sigterm_stops_the_collector_which_cleans_up_and_still_reports() -> None
     assert not pin.exists()
     child = doc["command"]["pid"] if doc.get("command") else None
     assert child is None or not Path(f"/proc/{child}").exists()
+
+
+def test_command_past_its_timeout_is_killed_and_the_profile_says_so() -> None:
+    p = analyze_on_host(Target(kind="command", command=["sh", "-c", "sleep 600"]), timeout_s=1.0, interval_s=0.2)
+    assert p.exit_code is None
+    assert not p.complete
+    assert any("still running at the 1 s timeout" in m for m in p.missing), p.missing
+    assert p.window_s == pytest.approx(1.0, abs=0.5)
+
+
+def test_command_observed_for_a_duration_is_stopped_then() -> None:
+    p = analyze_on_host(
+        Target(kind="command", command=["sh", "-c", "while :; do sh -c true; done"]), duration_s=1.0, interval_s=0.2
+    )
+    assert p.exit_code is None  # stopped by us, not exited
+    assert p.complete, p.missing
+    assert p.window_s == pytest.approx(1.0, abs=0.5)
+    assert p.totals.execs > 0
+    assert len(p.timeline) >= 4
