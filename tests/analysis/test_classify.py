@@ -1,0 +1,260 @@
+"""The classifier: every benchmark workload's shape gets its declared class, with or without BPF data;
+recorded real profiles (tests/data/analysis/profiles, from this repository's own host runs) too;
+partial profiles still get a class that says what was missing; each rule's edges."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import get_args
+
+import pytest
+
+from schedcp.analysis import classify as rules
+from schedcp.analysis.classify import classify, signals
+from schedcp.analysis.profile import JobSizes, WorkloadClass, WorkloadProfile
+
+from .profile_builder import BENCHMARK_PROFILES, dist, make_profile, proc
+
+RECORDED = Path(__file__).resolve().parents[1] / "data" / "analysis" / "profiles"
+RAW = Path(__file__).resolve().parents[1] / "data" / "analysis"
+NUMBER = re.compile(r"\d")
+
+
+def procfs_only(p: WorkloadProfile) -> WorkloadProfile:
+    """The same workload as the collector reports it when BPF could not be loaded."""
+    return p.model_copy(
+        update={
+            "sources": [s.model_copy(update={"available": False}) if s.name == "bpf" else s for s in p.sources],
+            "wake_pairs": [],
+            "runq_latency": None,
+            "run_length": None,
+            "complete": False,
+            "missing": ["bpf: the tracer did not load"],
+            "totals": p.totals.model_copy(update={"wakeups_per_s": 0.0}),
+            "processes": [
+                q.model_copy(update={"wakeups": 0, "run_length": None, "runq_latency": None}) for q in p.processes
+            ],
+        }
+    )
+
+
+@pytest.mark.parametrize("name", sorted(BENCHMARK_PROFILES))
+def test_benchmark_shapes_get_their_declared_class(name: str) -> None:
+    build, expected = BENCHMARK_PROFILES[name]
+    classes = classify(build())
+    assert classes, "no class at all"
+    assert classes[0].workload_class == expected, [(c.workload_class, c.confidence) for c in classes]
+    assert classes[0].confidence >= 0.7
+    assert all(NUMBER.search(e) for e in classes[0].evidence[:2]), classes[0].evidence
+    confidences = [c.confidence for c in classes]
+    assert confidences == sorted(confidences, reverse=True)
+
+
+@pytest.mark.parametrize("name", sorted(BENCHMARK_PROFILES))
+def test_without_bpf_the_class_stands_with_less_confidence(name: str) -> None:
+    build, expected = BENCHMARK_PROFILES[name]
+    full = classify(build())
+    partial = classify(procfs_only(build()))
+    assert partial[0].workload_class == expected, [(c.workload_class, c.confidence) for c in partial]
+    assert partial[0].confidence < full[0].confidence
+    assert any("missing: BPF" in e for e in partial[0].evidence), partial[0].evidence
+
+
+def test_every_class_is_reachable() -> None:
+    tops = {classify(build())[0].workload_class for build, _ in BENCHMARK_PROFILES.values()}
+    assert tops == set(get_args(WorkloadClass))
+
+
+def _recorded() -> list[Path]:
+    return sorted(RECORDED.glob("*.json"))
+
+
+def _recorded_cases() -> list[object]:
+    """Each recording; one with a "known_gap" is a strict xfail (it must start passing once fixed)."""
+    cases: list[object] = []
+    for path in _recorded():
+        gap = json.loads(path.read_text()).get("known_gap")
+        marks = [pytest.mark.xfail(strict=True, reason=gap)] if gap else []
+        cases.append(pytest.param(path, id=path.stem, marks=marks))
+    return cases
+
+
+@pytest.mark.parametrize("path", _recorded_cases())
+def test_recorded_profiles(path: Path) -> None:
+    """Real profiles from the engine on our 2-CPU host; the file says which class it must get."""
+    data = json.loads(path.read_text())
+    expected = data.pop("expected_class")
+    profile = WorkloadProfile.model_validate(data["profile"])
+    classes = classify(profile)
+    assert classes[0].workload_class == expected, [(c.workload_class, c.confidence) for c in classes]
+    assert classes[0].confidence >= 0.6
+
+
+def test_recorded_profiles_are_there() -> None:
+    """The recorded set covers the benchmark classes measured on the host (io excepted)."""
+    expected = {json.loads(p.read_text())["expected_class"] for p in _recorded()}
+    assert {
+        "pipeline-messaging",
+        "latency-critical-server",
+        "mixed-interactive-batch",
+        "periodic-soft-realtime",
+        "cpu-bound-batch",
+        "batch-long-tail",
+        "fork-heavy-build",
+    } <= expected
+
+
+def _raw_collections() -> list[Path]:
+    """The collection side's recorded RawCollections (not its bpftool dumps)."""
+    found = []
+    for path in sorted(RAW.glob("*.json")):
+        data = json.loads(path.read_text())
+        if isinstance(data, dict) and "samples" in data and "bpf" in data:
+            found.append(path)
+    return found
+
+
+@pytest.mark.parametrize("path", _raw_collections(), ids=lambda p: p.stem)
+def test_raw_collections_from_the_engine_classify_cleanly(path: Path) -> None:
+    """Whatever the collection side records in tests/data/analysis: classes are well-formed."""
+    measure = pytest.importorskip("schedcp.analysis.measure")
+    raw_mod = pytest.importorskip("schedcp.analysis.raw")
+    from schedcp.analysis.profile import Target
+    from schedcp.analysis.summary import summarize
+
+    raw = raw_mod.RawCollection.model_validate_json(path.read_text())
+    target = Target(kind=raw.target.kind, command=raw.target.command, pid=raw.target.pid, cgroup=raw.target.cgroup)
+    profile = measure.build_profile(raw, where="host", target=target)
+    classes = classify(profile)
+    for c in classes:
+        assert 0 <= c.confidence <= 1
+        assert c.evidence
+    assert len(summarize(profile, classes).split()) <= 300
+
+
+# -- missing data ----------------------------------------------------------------------------
+
+
+def test_no_activity_gives_no_class() -> None:
+    p = make_profile([], runq=None, run=None)
+    assert classify(p) == []
+
+
+def test_totals_without_processes_are_judged_as_one_group() -> None:
+    base = BENCHMARK_PROFILES["pipe"][0]()
+    p = base.model_copy(update={"processes": [], "wake_pairs": []})
+    classes = classify(p)
+    assert classes[0].workload_class == "pipeline-messaging"
+    assert any("per-process numbers for 100% of the CPU" in e for e in classes[0].evidence)
+    assert classes[0].confidence < classify(base)[0].confidence
+
+
+def test_cpu_missing_from_the_processes_becomes_its_own_group() -> None:
+    """Short-lived tasks that procfs sampling missed still count (the totals hold them)."""
+    pipe = BENCHMARK_PROFILES["pipe"][0]()
+    only_parent = [q for q in pipe.processes if q.comm == "perf"]
+    p = pipe.model_copy(update={"processes": only_parent, "wake_pairs": []})
+    groups = signals(p).groups
+    assert [g.comm for g in groups] == ["perf", "(not attributed to a process)"]
+    assert classify(p)[0].workload_class == "pipeline-messaging"
+
+
+def test_io_without_psi_is_weak_and_says_so() -> None:
+    p = make_profile([proc("dd", 1, 0.3, 500, 5)], io_some_pct=None)
+    io = next(c for c in classify(p) if c.workload_class == "io-bound")
+    assert io.confidence < 0.5
+    assert any("not measured: I/O pressure" in e for e in io.evidence)
+
+
+def test_io_pressure_with_busy_cpus_is_not_io_bound() -> None:
+    p = make_profile([proc("stress-ng-cpu", 2, 19.0, 2, 5000)], io_some_pct=40.0)
+    assert "io-bound" not in {c.workload_class for c in classify(p)}
+
+
+# -- rule edges ------------------------------------------------------------------------------
+
+
+def test_long_tail_needs_skew() -> None:
+    """The same batch with equal jobs is plain CPU-bound batch work."""
+    p = BENCHMARK_PROFILES["long-tail-compress"][0]()
+    even = p.model_copy(update={"processes": [q for q in p.processes if not q.comm.startswith("lt_long")]})
+    classes = [c.workload_class for c in classify(even)]
+    assert "batch-long-tail" not in classes
+    assert classes[0] == "cpu-bound-batch"
+
+
+def test_long_tail_from_skew_within_one_name() -> None:
+    jobs = [JobSizes(comm="gzip", count=20, cpu=dist(100_000, 2_000_000, count=20, mx=3_000_000), skew=30.0)]
+    p = make_profile(
+        [proc("gzip", 20, 19.0, 30, 4000, exits=20, execs=20), proc("sh", 1, 0.1, 30, 2, forks=20)],
+        job_sizes=jobs,
+        peak_processes=21,
+        execs=20,
+    )
+    top = classify(p)[0]
+    assert top.workload_class == "batch-long-tail"
+    assert any("30.0 within gzip" in e or "skew 30x" in e for e in top.evidence), top.evidence
+
+
+def test_refinement_ranks_above_cpu_bound_batch() -> None:
+    classes = classify(BENCHMARK_PROFILES["long-tail-compress"][0]())
+    order = [c.workload_class for c in classes]
+    assert order.index("batch-long-tail") < order.index("cpu-bound-batch")
+    general = next(c for c in classes if c.workload_class == "cpu-bound-batch")
+    assert any("refined by batch-long-tail" in e for e in general.evidence)
+
+
+def test_communicating_processes_are_not_a_job_batch() -> None:
+    """perf messaging's 80 finished processes with skewed CPU are not a long-tail batch."""
+    p = BENCHMARK_PROFILES["messaging"][0]()
+    jobs = [JobSizes(comm="sched-messaging", count=80, cpu=dist(10_000, 40_000, count=80, mx=48_000), skew=4.8)]
+    classes = [c.workload_class for c in classify(p.model_copy(update={"job_sizes": jobs}))]
+    assert classes[0] == "pipeline-messaging"
+    assert "batch-long-tail" not in classes
+
+
+def test_a_bystander_parent_is_not_a_periodic_task() -> None:
+    """perf's parent, woken a few times by the idle task, must not make messaging 'periodic'."""
+    p = BENCHMARK_PROFILES["messaging"][0]()
+    parent = proc("perf", 1, 0.013, 18, 0)
+    p = p.model_copy(update={"processes": [*p.processes, parent]})
+    p.wake_pairs.append(p.wake_pairs[0].model_copy(update={"waker": "swapper", "wakee": "perf", "count": 18}))
+    assert "periodic-soft-realtime" not in {c.workload_class for c in classify(p)}
+
+
+def test_idle_wakers_do_not_count_against_peers() -> None:
+    """Remote wakeups show the idle task as waker; the peer share uses the known wakers only."""
+    p = make_profile(
+        [proc("sched-pipe", 2, 6.0, 100_000, 20_000)],
+        pairs=[("swapper", "sched-pipe", 70_000), ("sched-pipe", "sched-pipe", 30_000)],
+    )
+    (g,) = signals(p).groups
+    assert g.peer_share == pytest.approx(1.0)
+    mostly_idle = make_profile(
+        [proc("sched-pipe", 2, 6.0, 100_000, 20_000)],
+        pairs=[("swapper", "sched-pipe", 90_000), ("sched-pipe", "sched-pipe", 10_000)],
+    )
+    assert signals(mostly_idle).groups[0].peer_share is None  # too few known wakers to judge
+
+
+def test_hogs_beside_a_server_are_mixed_but_beside_a_timer_periodic() -> None:
+    mixed = classify(BENCHMARK_PROFILES["mixed-interactive-batch"][0]())
+    cyclic = classify(BENCHMARK_PROFILES["cyclictest"][0]())
+    assert mixed[0].workload_class == "mixed-interactive-batch"
+    assert cyclic[0].workload_class == "periodic-soft-realtime"
+    assert "mixed-interactive-batch" not in {c.workload_class for c in cyclic}
+
+
+def test_a_process_storm_is_a_build_not_a_batch() -> None:
+    classes = classify(BENCHMARK_PROFILES["build"][0]())
+    assert classes[0].workload_class == "fork-heavy-build"
+    assert any("execs per process alive at once" in e for e in classes[0].evidence)
+
+
+def test_thresholds_are_named_and_documented() -> None:
+    """Every threshold is a module constant (the docs list them); none is 0 or negative."""
+    names = [n for n in dir(rules) if n.isupper() and isinstance(getattr(rules, n), float | int)]
+    assert len(names) >= 30
+    assert all(getattr(rules, n) > 0 for n in names)
