@@ -8,7 +8,7 @@ from pathlib import Path
 from repo_helpers import bench_result, copy_fixtures, make_policy, worker_add_and_record, worker_open
 
 from schedcp.repository import open_repository
-from schedcp.repository.db import open_database
+from schedcp.repository.db import SCHEMA_VERSION, open_database
 
 WORKERS = 3
 EACH = 5
@@ -66,7 +66,7 @@ def test_concurrent_first_opens_migrate_and_import_once(db_url: str, tmp_path: P
     barrier = mp.get_context("spawn").Barrier(WORKERS)
     _run(worker_open, [(db_url, str(root), barrier) for _ in range(WORKERS)])
     with open_database(db_url) as db, db.transaction(write=False) as tx:
-        assert tx.scalar("SELECT COUNT(*) FROM schema_migrations") == 1
+        assert tx.scalar("SELECT COUNT(*) FROM schema_migrations") == SCHEMA_VERSION
         assert tx.scalar("SELECT COUNT(*) FROM policies") == 5
         assert tx.scalar("SELECT COUNT(*) FROM policy_versions") == 5
         assert tx.scalar("SELECT COUNT(*) FROM policy_events") == 5

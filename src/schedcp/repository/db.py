@@ -268,6 +268,32 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX policy_search_document ON policy_search USING GIN (document)",
         ),
     ),
+    Migration(
+        2,
+        "workload profiles from the analysis engine",
+        common=(
+            # `target` is the command (shell-quoted), the pid or the cgroup path as text, so a
+            # person can read the list; the full record, including the target, is profile_json.
+            # `location` is the profile's `where` (a reserved word in SQL).
+            """CREATE TABLE profiles (
+                id TEXT PRIMARY KEY,
+                created TEXT NOT NULL,
+                host TEXT NOT NULL,
+                kernel TEXT NOT NULL,
+                location TEXT NOT NULL CHECK (location IN ('sandbox', 'host')),
+                target_kind TEXT NOT NULL CHECK (target_kind IN ('command', 'pid', 'cgroup')),
+                target TEXT NOT NULL,
+                primary_class TEXT,
+                complete {boolean} NOT NULL,
+                window_s {real} NOT NULL,
+                schema_version {bigint} NOT NULL,
+                profile_json TEXT NOT NULL,
+                stored_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX profiles_created ON profiles(created)",
+            "CREATE INDEX profiles_class ON profiles(primary_class, created)",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
