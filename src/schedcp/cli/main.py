@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from schedcp import __version__
+from schedcp.cli.analyze import analyze_app
 from schedcp.config import Settings, load_settings
 from schedcp.errors import SchedcpError
 
@@ -31,6 +32,7 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(policy_app, name="policy")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: real workloads, A/B against the default scheduler.")
 app.add_typer(bench_app, name="bench")
+app.add_typer(analyze_app, name="analyze")
 
 err = Console(stderr=True)
 out = Console()
