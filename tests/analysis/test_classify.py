@@ -198,6 +198,25 @@ def test_long_tail_from_skew_within_one_name() -> None:
     assert any("30.0 within gzip" in e or "skew 30x" in e for e in top.evidence), top.evidence
 
 
+def test_long_job_made_of_serial_steps() -> None:
+    """long-tail-compile: the long job is a driver running 39 short-sized steps one after another."""
+    w = 40.0
+    short = proc("lt_short_cc1", 39, 1.6, 50, 500, window_s=w, exits=39, execs=39)
+    steps = proc("lt_long_cc1", 39, 1.5, 70, 120, window_s=w, exits=39, execs=39)
+    jobs = [
+        JobSizes(comm="lt_short_cc1", count=39, cpu=dist(40_000, 46_000, count=39), lifetime=dist(800_000), skew=1.2),
+        JobSizes(comm="lt_long_cc1", count=39, cpu=dist(38_000, 44_000, count=39), lifetime=dist(41_000), skew=1.1),
+    ]
+    p = make_profile([short, steps, proc("python3", 1, 0.2, 200, 50)], window_s=w, job_sizes=jobs, execs=80)
+    top = classify(p)[0]
+    assert top.workload_class == "batch-long-tail"
+    assert any("serial chain: 39 lt_long_cc1 jobs" in e for e in top.evidence), top.evidence
+    # the same steps released with the batch (waiting like it) are no long job
+    jobs[1] = jobs[1].model_copy(update={"lifetime": dist(800_000)})
+    together = make_profile([short, steps], window_s=w, job_sizes=jobs, execs=80)
+    assert "batch-long-tail" not in {c.workload_class for c in classify(together)}
+
+
 def test_refinement_ranks_above_cpu_bound_batch() -> None:
     classes = classify(BENCHMARK_PROFILES["long-tail-compress"][0]())
     order = [c.workload_class for c in classes]

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from schedcp.analysis.profile import Classification, ProcessStats, WorkloadClass, WorkloadProfile
+from schedcp.analysis.profile import Classification, JobSizes, ProcessStats, WorkloadClass, WorkloadProfile
 
 # -- thresholds ----------------------------------------------------------------------------
 
@@ -133,6 +133,9 @@ LONGTAIL_MIN_SKEW = 4.0
 LONGTAIL_STRONG_SKEW = 10.0
 LONGTAIL_MIN_CONCURRENT_SHARE = 0.5
 LONGTAIL_MIN_WAIT_RATIO = 4.0
+# Steps of one long job run one after another, each alone on a CPU: lifetime under 2x CPU time
+# (long-tail-compile's lt_long_cc1: 1.1x, while its short jobs waited 21x).
+LONGTAIL_SERIAL_MAX_WAIT_RATIO = 2.0
 LONGTAIL_MIN_UTIL_PCT = 60.0
 # Jobs compute: processes that are woken 1000+ times per CPU-second are talking to each other
 # (perf messaging: 12k), not working through a batch (gzip, cc1: a few).
@@ -721,20 +724,60 @@ def _long_job(sig: Signals, batch_comm: str, median_us: float) -> Group | None:
     return best
 
 
+def _wait_ratio(j: JobSizes) -> float | None:
+    """Median lifetime / median CPU time: how many jobs shared a CPU with each one."""
+    if j.lifetime is None or not j.lifetime.count or j.cpu.p50_us <= 0:
+        return None
+    return j.lifetime.p50_us / j.cpu.p50_us
+
+
+def _wakeups_per_cpu_s(sig: Signals, comm: str) -> float | None:
+    group = next((g for g in sig.groups if g.comm == comm), None)
+    return group.wakeups / group.cpu_s if group and group.cpu_s > 0 else None
+
+
+def _batch(sig: Signals) -> JobSizes | None:
+    """The batch: among names with >= 8 finished jobs that compute (not communicate), those released
+    together if any, then the most CPU (cc1, not the gcc driver waiting on it)."""
+    jobs = [j for j in sig.profile.job_sizes if j.count >= LONGTAIL_MIN_JOBS]
+    computing = [
+        j for j in jobs if (w := _wakeups_per_cpu_s(sig, j.comm)) is None or w <= LONGTAIL_MAX_WAKEUPS_PER_CPU_S
+    ]
+    pool = computing or jobs
+    together = [j for j in pool if (r := _wait_ratio(j)) is not None and r >= LONGTAIL_MIN_WAIT_RATIO]
+    return max(together or pool, key=lambda j: (j.count * j.cpu.mean_us, j.count), default=None)
+
+
+def _serial_chain(p: WorkloadProfile, batch: JobSizes) -> JobSizes | None:
+    """Another name whose jobs ran one at a time (each lived about its CPU time) while the batch waited:
+    one long job made of steps (long-tail-compile: a gcc driver running 39 cc1 one after another)."""
+    if (_wait_ratio(batch) or 0.0) < LONGTAIL_MIN_WAIT_RATIO:
+        return None
+    best: JobSizes | None = None
+    for j in p.job_sizes:
+        wait = _wait_ratio(j)
+        if j.comm == batch.comm or wait is None or wait >= LONGTAIL_SERIAL_MAX_WAIT_RATIO:
+            continue
+        if j.count * j.cpu.mean_us >= LONGTAIL_MIN_SKEW * batch.cpu.p50_us and (
+            best is None or j.count * j.cpu.mean_us > best.count * best.cpu.mean_us
+        ):
+            best = j
+    return best
+
+
 def rule_long_tail(sig: Signals) -> Classification | None:
     """A batch of jobs of one kind with skewed sizes: the case a job-size-aware policy wins."""
     p = sig.profile
-    jobs = [j for j in p.job_sizes if j.count >= LONGTAIL_MIN_JOBS]
-    if not jobs:
+    batch = _batch(sig)
+    if batch is None:
         return None
-    # The batch is the name with the most CPU in finished jobs (cc1, not the gcc driver waiting on it).
-    batch = max(jobs, key=lambda j: (j.count * j.cpu.mean_us, j.count))
-    group = next((g for g in sig.groups if g.comm == batch.comm), None)
-    wakeups_per_cpu_s = group.wakeups / group.cpu_s if group and group.cpu_s > 0 else None
+    wakeups_per_cpu_s = _wakeups_per_cpu_s(sig, batch.comm)
     median = batch.cpu.p50_us
     long_job = _long_job(sig, batch.comm, median) if median > 0 else None
     long_us = (long_job.cpu_s * 1e6 / max(long_job.tasks, 1)) if long_job else 0.0
-    skew = max(batch.skew, long_us / median if median > 0 else 0.0)
+    chain = _serial_chain(p, batch) if median > 0 else None
+    chain_us = chain.count * chain.cpu.mean_us if chain else 0.0
+    skew = max(batch.skew, long_us / median if median > 0 else 0.0, chain_us / median if median > 0 else 0.0)
     if batch.lifetime is not None and batch.lifetime.count and median > 0:
         wait_ratio = batch.lifetime.p50_us / median
         together = wait_ratio >= LONGTAIL_MIN_WAIT_RATIO
@@ -742,11 +785,16 @@ def rule_long_tail(sig: Signals) -> Classification | None:
     else:
         together = p.totals.peak_processes / batch.count >= LONGTAIL_MIN_CONCURRENT_SHARE
         together_text = f"released together: up to {p.totals.peak_processes} processes at once for {batch.count} jobs"
-    long_text = (
-        f"a long job {long_job.comm} of {_us(long_us)} CPU, {long_us / median:.0f}x the median"
-        if long_job
-        else f"max/median CPU time {batch.skew:.1f} within {batch.comm}"
-    )
+    if chain is not None and chain_us >= long_us:
+        chain_wait = _wait_ratio(chain) or 0.0
+        long_text = (
+            f"a serial chain: {chain.count} {chain.comm} jobs ran one at a time (each lived {chain_wait:.1f}x its "
+            f"CPU time), {_us(chain_us)} CPU in all, {chain_us / median:.0f}x the median: one long job"
+        )
+    elif long_job:
+        long_text = f"a long job {long_job.comm} of {_us(long_us)} CPU, {long_us / median:.0f}x the median"
+    else:
+        long_text = f"max/median CPU time {batch.skew:.1f} within {batch.comm}"
     checks = [
         Check(
             1.0,
@@ -810,7 +858,7 @@ def rule_build(sig: Signals) -> Classification | None:
     ]
     if life is not None and life.count:
         checks[0].evidence += f"; median task lifetime {_us(life.p50_us)}"
-    wait = _batch_wait_ratio(p)
+    wait = _batch_wait_ratio(sig)
     checks.append(
         Check(
             2.0,
@@ -823,14 +871,11 @@ def rule_build(sig: Signals) -> Classification | None:
     return _score("fork-heavy-build", checks, sig)
 
 
-def _batch_wait_ratio(p: WorkloadProfile) -> tuple[str, float] | None:
-    """Median lifetime / median CPU time of the biggest batch of finished jobs (its name, ratio)."""
-    jobs = [j for j in p.job_sizes if j.count >= LONGTAIL_MIN_JOBS and j.lifetime is not None and j.cpu.p50_us > 0]
-    if not jobs:
-        return None
-    batch = max(jobs, key=lambda j: (j.count * j.cpu.mean_us, j.count))
-    assert batch.lifetime is not None
-    return batch.comm, batch.lifetime.p50_us / batch.cpu.p50_us
+def _batch_wait_ratio(sig: Signals) -> tuple[str, float] | None:
+    """The batch's name and median lifetime / median CPU time, when lifetimes were measured."""
+    batch = _batch(sig)
+    ratio = _wait_ratio(batch) if batch else None
+    return (batch.comm, ratio) if batch and ratio is not None else None
 
 
 def rule_io(sig: Signals) -> Classification | None:
