@@ -14,6 +14,9 @@ from schedcp.analysis.profile import Classification, WorkloadClass, WorkloadProf
 MAX_WORDS = 300
 MAX_EVIDENCE = 3
 MAX_PROCESSES = 3
+# What goes first when the text is too long: the least useful to a planner first. The headline,
+# the advice and what was not measured always stay.
+DROP_ORDER = ("overhead", "processes", "second", "evidence", "numbers")
 
 # What matters for each class, and what to avoid: the advice a performance engineer would give,
 # phrased so the planner can match it against policy summaries and tunables.
@@ -137,44 +140,37 @@ def summarize(profile: WorkloadProfile, classes: list[Classification] | None = N
     classes = profile.classes if classes is None else classes
     top = classes[0] if classes else None
     headline = _headline(profile, top)
+    advice = ("What matters: " + ADVICE[top.workload_class]) if top else ""
+    missing = _missing(profile)
     evidence = top.evidence[:MAX_EVIDENCE] if top else []
-    advice = ADVICE[top.workload_class] if top else ""
     second = f"Also fits {classes[1].workload_class} ({classes[1].confidence:.2f})." if len(classes) > 1 else ""
-    required = [headline, advice, _missing(profile)]
-    optional = [
-        ("evidence", ""),
-        ("numbers", _numbers(profile)),
-        ("second", second),
-        ("processes", _processes(profile)),
-        ("overhead", _overhead(profile)),
-    ]
+    # Optional parts in reading order; dropped in DROP_ORDER when the text is too long.
+    optional = {
+        "numbers": _numbers(profile),
+        "second": second,
+        "processes": _processes(profile),
+        "overhead": _overhead(profile),
+    }
 
-    def render(ev: list[str], opt: list[tuple[str, str]]) -> str:
+    def render() -> str:
         parts = [headline]
-        if ev:
-            parts.append("Evidence: " + "; ".join(ev) + ".")
-        for name, text in opt:
-            if name != "evidence" and text:
-                parts.append(text)
-        if advice:
-            parts.append("What matters: " + advice)
-        if required[2]:
-            parts.append(required[2])
+        if evidence:
+            parts.append("Evidence: " + "; ".join(evidence) + ".")
+        parts += [text for text in optional.values() if text]
+        parts += [text for text in (advice, missing) if text]
         return " ".join(parts)
 
-    text = render(evidence, optional)
-    # Drop the least useful parts until it fits: overhead, processes, second class, evidence items, numbers.
-    drop_order = ["overhead", "processes", "second"]
-    while _words(text) > MAX_WORDS and drop_order:
-        name = drop_order.pop(0)
-        optional = [(n, t) for n, t in optional if n != name]
-        text = render(evidence, optional)
-    while _words(text) > MAX_WORDS and len(evidence) > 1:
-        evidence = evidence[:-1]
-        text = render(evidence, optional)
-    if _words(text) > MAX_WORDS:
-        optional = [(n, t) for n, t in optional if n != "numbers"]
-        text = render(evidence, optional)
-    if _words(text) > MAX_WORDS:
+    text = render()
+    for name in DROP_ORDER:
+        if _words(text) <= MAX_WORDS:
+            break
+        if name == "evidence":
+            while len(evidence) > 1 and _words(text) > MAX_WORDS:
+                evidence.pop()
+                text = render()
+            continue
+        optional[name] = ""
+        text = render()
+    if _words(text) > MAX_WORDS:  # only a huge `missing` list or one enormous evidence item gets here
         text = " ".join(text.split()[: MAX_WORDS - 1]) + " ..."
     return text

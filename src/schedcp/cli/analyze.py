@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -87,10 +88,11 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-def _guarded(fn: Any) -> Any:
+def _guarded(fn: Callable[[], None]) -> None:
+    """The CLI boundary of main.py: our errors become a message and exit 1."""
     from schedcp.cli.main import _guarded as guarded
 
-    return guarded(fn)
+    guarded(fn)
 
 
 def _db_url(ctx: typer.Context, db: str | None) -> str:
