@@ -259,3 +259,13 @@ def test_overhead(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert "slowdown 1.020x" in result.stdout
     assert json.loads(out.read_text())["slowdown"] == 1.02
     assert len(stored_ids()) == 1
+
+
+def test_show_a_bare_recording_classifies_it() -> None:
+    """A profile file without classes (a test recording) is classified for display."""
+    path = Path(__file__).resolve().parents[1] / "data" / "analysis" / "profiles" / "host-cyclictest.json"
+    profile = json.loads(path.read_text())["profile"]
+    assert profile["classes"] == []
+    result = invoke("show", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["classes"][0]["workload_class"] == "periodic-soft-realtime"

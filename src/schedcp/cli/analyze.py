@@ -346,7 +346,14 @@ def _load(ctx: typer.Context, db: str | None, ref: str) -> WorkloadProfile:
             text = path.read_text()
         except OSError as exc:
             raise SchedcpError(f"cannot read the profile file {path}: {exc}") from exc
-        return load_profile_file(text, str(path))
+        profile = load_profile_file(text, str(path))
+        if not profile.classes and not profile.summary:  # a bare profile (e.g. from a test recording)
+            from schedcp.analysis.classify import classify
+            from schedcp.analysis.summary import summarize
+
+            profile.classes = classify(profile)
+            profile.summary = summarize(profile)
+        return profile
     with open_profile_db(_db_url(ctx, db)) as conn:
         return get_profile(conn, ref)
 
