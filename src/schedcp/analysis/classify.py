@@ -39,10 +39,13 @@ from schedcp.analysis.profile import Classification, JobSizes, ProcessStats, Wor
 
 # -- thresholds ----------------------------------------------------------------------------
 
-# Hogs. A task that blocks fewer than 20 times per CPU-second never waits for anything in
-# practice (stress-ng's cpu workers: 0.3/CPU-s; a request/response thread: >1000/CPU-s). A group
-# below 10% of one CPU is a bystander (a parent shell, a driver waiting for its children).
-HOG_MAX_VOLUNTARY_PER_CPU_S = 20.0
+# Hogs. A task that runs 5 ms of CPU or more between blocks (at most 200 blocks per CPU-second)
+# is compute-bound in scheduler terms: it outlasts a slice (stress-ng's cpu workers: 0.3 blocks
+# per CPU-s; cc1 in the sandbox, reading headers over 9p: 165; a request/response thread: 2000+;
+# perf messaging: 1000+). Whether it is then preempted more than it blocks does not matter: cc1
+# in the sandbox blocks more (9p reads) yet runs 15 ms of CPU per block. A group below 10% of
+# one CPU is a bystander (a parent shell, a driver waiting for its children).
+HOG_MAX_VOLUNTARY_PER_CPU_S = 200.0
 # ...or 2 per task: a short job blocks once or twice in its life (reading its input, at exit)
 # however short it is (native long-tail gzip jobs: 26 ms of CPU, 1 voluntary switch each).
 HOG_MAX_VOLUNTARY_PER_TASK = 2
@@ -73,6 +76,8 @@ PEER_MIN_KNOWN_SHARE = 0.2
 # (cyclictest: 15 us native). 300 us sits between them on both.
 HANDOFF_MAX_CPU_PER_WAKEUP_US = 300.0
 SERVER_MIN_CPU_PER_WAKEUP_US = 300.0
+# ...but a burst: 5 ms of CPU per wakeup is a batch step between I/O waits, not a request.
+SERVER_MAX_CPU_PER_WAKEUP_US = 5000.0
 PERIODIC_MAX_CPU_PER_WAKEUP_US = 400.0
 # CPU per task: handoff partners are busy passing messages (perf pipe: 34% of a CPU each);
 # a server thread or a timer task is idle most of the time (wakeup_server 9-15%, cyclictest 1%).
@@ -110,12 +115,13 @@ PERIODIC_MIN_TASK_WAKEUPS_PER_S = 50.0
 INTERACTIVE_MIN_TASK_WAKEUPS_PER_S = 20.0
 
 # Builds: a compiler process per file, each short-lived. Exec turnover (execs / processes alive
-# at once) tells a build (make -j2 of Lua: ~100 execs, <10 processes at once) from a batch released
-# at once (the long-tail benchmark: 40 jobs alive together, turnover 1-3). Processes alive at once:
+# at once) tells a build (make -j2 of Lua: 125 execs, 10 processes alive at once: 12.5; the tiny
+# 4-object build in the sandbox: 3.8) from a batch released at once (the long-tail benchmark: 40
+# jobs alive together, turnover 1-3; it is told apart by its jobs' waiting too). Processes alive at once:
 # the larger of the sampled peak and the sum of task lifetimes over the window (procfs sampling
 # misses short jobs: a native long-tail run of 1.7 s showed a sampled peak of 2).
 BUILD_MIN_EXECS = 20
-BUILD_MIN_TURNOVER = 4.0
+BUILD_MIN_TURNOVER = 3.0
 BUILD_MIN_EXEC_NAMES = 3
 BUILD_MIN_FORKS_PER_CPU_S = 1.0
 BUILD_TOOLS = frozenset(
@@ -398,7 +404,7 @@ def _role(g: Group) -> Role:
     blocks_rarely = g.voluntary <= max(
         HOG_MAX_VOLUNTARY_PER_CPU_S * g.cpu_s, HOG_MAX_VOLUNTARY_PER_TASK * max(g.tasks, 1)
     )
-    if g.cpu_pct >= HOG_MIN_CPU_PCT and blocks_rarely and g.involuntary >= g.voluntary:
+    if g.cpu_pct >= HOG_MIN_CPU_PCT and blocks_rarely:
         return "hog"
     if g.wakeups >= WAKER_MIN_WAKEUPS and g.wakeups_per_s >= WAKER_MIN_WAKEUPS_PER_S:
         return "waker"
@@ -434,7 +440,7 @@ def _kind_score(g: Group, kind: Kind) -> float:
     elif kind == "server":
         checks = [
             (2.0, None if peer is None else peer >= SERVER_MIN_PEER_SHARE),
-            (1.5, cpw is not None and cpw >= SERVER_MIN_CPU_PER_WAKEUP_US),
+            (1.5, cpw is not None and SERVER_MIN_CPU_PER_WAKEUP_US <= cpw <= SERVER_MAX_CPU_PER_WAKEUP_US),
             (1.5, g.tasks < HANDOFF_MANY_TASKS and g.task_cpu_pct < SERVER_MAX_TASK_CPU_PCT),
         ]
     else:
