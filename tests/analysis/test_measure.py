@@ -205,7 +205,7 @@ def test_sandbox_messaging_profile() -> None:
     assert p.wake_pairs[0].waker == p.wake_pairs[0].wakee == "sched-messaging"
     assert p.totals.forks >= 80
     jobs = next(j for j in p.job_sizes if j.comm == "sched-messaging")
-    assert jobs.count >= 40
+    assert jobs.count >= 80  # every worker's exit was seen (exits are counted at the final switch)
     assert p.overhead.bpf_cpu_pct is not None
     assert p.overhead.bpf_cpu_pct > 0
     assert p.runq_latency is not None

@@ -49,8 +49,9 @@ TOP_WAKE_PAIRS = 20
 MIN_JOBS = 2
 BPF_DETAIL = (
     "our sched_trace tracer (tp_btf sched_wakeup, sched_wakeup_new, sched_switch, sched_migrate_task, "
-    "sched_process_fork/exec/exit): run-queue latency and run-length histograms, voluntary/involuntary "
-    "switches, migrations, wakeups, wake pairs, forks/execs/exits, per-task CPU time and lifetime at exit"
+    "sched_process_exec, sched_process_free): run-queue latency and run-length histograms, "
+    "voluntary/involuntary switches, migrations, wakeups, wake pairs, forks/execs/exits, per-task CPU time "
+    "and lifetime at exit"
 )
 _SWAPPER = re.compile(r"^swapper/\d+$")
 
@@ -326,6 +327,12 @@ def build_profile(raw: RawCollection, *, where: Where, target: Target | None = N
         missing.append("the collector stopped before the window ended; the numbers cover nothing reliable")
     if raw.bpf.loaded and not raw.bpf.programs:
         missing.append("bpf: the tracer's run-time statistics could not be read; its CPU cost is unknown")
+    skipped = {prog.name: prog.recursion_misses for prog in raw.bpf.programs if prog.recursion_misses}
+    if skipped:
+        missing.append(
+            "bpf: the kernel skipped tracer runs (a program already running on that CPU): "
+            + ", ".join(f"{k}={v}" for k, v in sorted(skipped.items()))
+        )
     dropped = {k: v for k, v in raw.bpf.drops.items() if v}
     if dropped:
         missing.append(

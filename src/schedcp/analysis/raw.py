@@ -65,6 +65,7 @@ class RawProgram(_Raw):
     name: str
     run_time_ns: int
     run_cnt: int
+    recursion_misses: int = 0
 
 
 class RawBpf(_Raw):

@@ -71,6 +71,7 @@ BPF_ENABLE_STATS = 32
 BPF_STATS_RUN_TIME = 0
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
+PR_SET_CHILD_SUBREAPER = 36
 # The forked child's name until it execs the command, so that its few pre-exec events (it is
 # tracked before exec) are not mistaken for the collector or the workload.
 GATE_COMM = b"schedcp-gate"
@@ -294,6 +295,8 @@ class Tracer:
                 "name": p.get("name", ""),
                 "run_time_ns": int(p.get("run_time_ns", 0)),
                 "run_cnt": int(p.get("run_cnt", 0)),
+                # Runs the kernel skipped because the program was already running on that CPU.
+                "recursion_misses": int(p.get("recursion_misses", 0)),
             }
             for p in json.loads(res.stdout or "[]")
             if map_id in p.get("map_ids", [])
@@ -642,6 +645,21 @@ class Child:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, sig)
 
+    def wait_group_gone(self, timeout: float = KILL_GRACE_S) -> bool:
+        """Wait until no process of the command's group is left, so the tracer has seen their
+        exits before its maps are read. Orphans of the command were reparented to us (we are
+        a child subreaper), so their zombies are ours to reap."""
+        deadline = time.monotonic() + timeout
+        while True:
+            reap_orphans()
+            try:
+                os.killpg(self.pid, 0)
+            except ProcessLookupError:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+
     def stop(self) -> None:
         """SIGTERM the process group, SIGKILL after a grace period; reap."""
         if self.reap():
@@ -662,6 +680,17 @@ class Child:
         self.stderr.seek(max(0, size - STDERR_TAIL))
         err = self.stderr.read()
         return out[:STDOUT_LIMIT].decode(errors="replace"), len(out) > STDOUT_LIMIT, err.decode(errors="replace")
+
+
+def reap_orphans() -> None:
+    """Reap exited orphans of the workload (never while a helper subprocess runs)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 # -- main ------------------------------------------------------------------------------------
@@ -838,6 +867,23 @@ class Collector:
             if err:
                 self.errors.append(err)
         sampler.sample(t_s)
+        self.reap_orphan_zombies(pids)
+
+    def reap_orphan_zombies(self, pids: set[int]) -> None:
+        """Orphans of the workload that exited are our zombies (we are their subreaper): reap
+        them as we go, so a long run does not pile them up. Never the command itself: its
+        status and rusage come from our own wait4."""
+        me = os.getpid()
+        for pid in pids:
+            if self.child is not None and pid == self.child.pid:
+                continue
+            text = read_text(f"/proc/{pid}/stat")
+            if text is None:
+                continue
+            _, f = parse_stat(text)
+            if len(f) > 1 and f[0] == "Z" and int(f[1]) == me:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
 
     def finish_child(self, stop_reason: str) -> None:
         child = self.child
@@ -847,6 +893,8 @@ class Collector:
             child.kill_group(signal.SIGKILL)  # background leftovers of the command
         else:
             child.stop()
+        if not child.wait_group_gone():
+            self.notes.append("processes of the command's group were still exiting when the maps were read")
         status = child.status
         cmd: dict[str, Any] = {
             "pid": child.pid,
@@ -917,7 +965,13 @@ class Collector:
                 for e in tracer.dump("exited")
             ]
             bpf["drops"] = merge_drops(tracer.dump("drops"))
-            bpf["still_tracked"] = len(tracer.dump("tracked"))
+            tracked = tracer.dump("tracked")
+            bpf["still_tracked"] = len(tracked)
+            # Which, and are they alive: a finished process left here means missed exit events.
+            bpf["still_tracked_sample"] = [
+                {"tgid": int(e["key"]), "state": int(e["value"]), "alive": os.path.exists(f"/proc/{e['key']}")}
+                for e in tracked[:20]
+            ]
             bpf["loaded"] = True
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:
             self.bpf_failed(f"reading the tracer's maps failed: {exc}")
@@ -937,6 +991,9 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
+    # The workload's orphans become our children rather than init's: they stay visible as
+    # descendants, and we can reap them promptly at the end.
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     collector = Collector(args)
     rc = 0
     try:
