@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 from types import ModuleType
@@ -103,3 +104,28 @@ def test_descendants_follow_the_process_tree(collect: ModuleType) -> None:
         assert parent.stdin is not None
         parent.stdin.close()
         parent.wait(timeout=30)
+
+
+def test_a_thread_id_resolves_to_its_process(collect: ModuleType) -> None:
+    tids: list[int] = []
+    done = threading.Event()
+
+    def worker() -> None:
+        tids.append(threading.get_native_id())
+        done.wait(30)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not tids:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert tids[0] != os.getpid()
+        assert collect.tgid_of(tids[0]) == os.getpid()
+        assert collect.tgid_of(os.getpid()) == os.getpid()
+    finally:
+        done.set()
+        t.join(30)
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    assert collect.tgid_of(pid_max) is None

@@ -435,6 +435,14 @@ def descendants_by_scan(roots: set[int]) -> set[int]:
     return out
 
 
+def tgid_of(pid: int) -> int | None:
+    """The process (thread group) a pid or thread id belongs to; None if there is none."""
+    for line in (read_text(f"/proc/{pid}/status") or "").splitlines():
+        if line.startswith("Tgid:"):
+            return int(line.split()[1])
+    return None
+
+
 def cgroup_pids(cgroup_dir: str) -> set[int]:
     pids: set[int] = set()
     for dirpath, _dirs, files in os.walk(cgroup_dir):
@@ -760,8 +768,15 @@ class Collector:
         cgroup_dir = resolve_cgroup(args.cgroup) if kind == "cgroup" else None
         if cgroup_dir is not None:
             self.doc["target"]["cgroup_dir"] = cgroup_dir
-        if kind == "pid" and not os.path.exists(f"/proc/{args.pid}"):
-            raise Fatal(f"no process with pid {args.pid}")
+        if kind == "pid":
+            tgid = tgid_of(args.pid)
+            if tgid is None:
+                raise Fatal(f"no process with pid {args.pid}")
+            if tgid != args.pid:
+                # The tracer follows thread groups: a thread id means its whole process.
+                self.notes.append(f"pid {args.pid} is a thread of process {tgid}; observing the process")
+                args.pid = tgid
+                self.doc["target"]["pid"] = tgid
         setup_t0 = time.monotonic()
         setup_cpu0 = self_cpu_s() + self.tools.cpu_s
         self.load_bpf()
