@@ -116,9 +116,7 @@ class _SharedVM:
 
 
 @pytest.fixture(scope="session")
-def shared_vm(
-    sandbox_ready: None, settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[_SharedVM]:
+def shared_vm(sandbox_ready: None, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[_SharedVM]:
     holder = _SharedVM(settings, tmp_path_factory.mktemp("vmshare"))
     yield holder
     holder.close()
