@@ -184,7 +184,8 @@ def test_long_tail_needs_skew() -> None:
 def test_long_tail_from_skew_within_one_name() -> None:
     jobs = [JobSizes(comm="gzip", count=20, cpu=dist(100_000, 2_000_000, count=20, mx=3_000_000), skew=30.0)]
     p = make_profile(
-        [proc("gzip", 20, 19.0, 30, 4000, exits=20, execs=20), proc("sh", 1, 0.1, 30, 2, forks=20)],
+        [proc("gzip", 20, 3.0, 30, 4000, window_s=2.0, exits=20, execs=20), proc("sh", 1, 0.1, 30, 2, window_s=2.0)],
+        window_s=2.0,
         job_sizes=jobs,
         peak_processes=21,
         execs=20,
@@ -219,6 +220,15 @@ def test_refinement_ranks_above_cpu_bound_batch() -> None:
     assert order.index("batch-long-tail") < order.index("cpu-bound-batch")
     general = next(c for c in classes if c.workload_class == "cpu-bound-batch")
     assert any("refined by batch-long-tail" in e for e in general.evidence)
+
+
+def test_a_wrapper_scripts_utilities_are_not_the_batch_or_a_build() -> None:
+    """cgroup-weights in the sandbox: hogs plus a script's awk/wc/mkdir (32 execs, 8% of the CPU)."""
+    path = RECORDED / "sandbox-cgroup-weights-tiny.json"
+    profile = WorkloadProfile.model_validate(json.loads(path.read_text())["profile"])
+    classes = classify(profile)
+    assert classes[0].workload_class == "cpu-bound-batch"
+    assert {"fork-heavy-build", "batch-long-tail"}.isdisjoint(c.workload_class for c in classes)
 
 
 def test_communicating_processes_are_not_a_job_batch() -> None:
