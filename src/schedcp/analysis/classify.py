@@ -4,8 +4,8 @@ How it works, in two steps.
 
 1. Group roles. The tasks of each process name (ProcessStats) are one group, and each group
    gets a role from its own numbers:
-   - a *hog* uses real CPU and almost never blocks (it is switched out by preemption, not by
-     sleeping): stress-ng's cpu workers, gzip/sort jobs, cc1;
+   - a *hog* uses real CPU and runs for 5 ms or more between blocks, longer than a scheduler
+     slice: stress-ng's cpu workers, gzip/sort jobs, cc1;
    - a *waker* group blocks and is woken often, and gets one of three kinds by scoring:
      *handoff* (tasks pass messages to each other as fast as they can: perf's messaging and
      pipe, stress-ng's switch stressor), *server* (woken with a request, does real work per
