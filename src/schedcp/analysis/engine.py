@@ -172,7 +172,8 @@ def collect(
     if raw.bpf.pin_dir and raw.bpf.pins_removed is False:
         _remove_pins(runner, raw.bpf.pin_dir)
     if build_error:
-        raw.missing.insert(0, build_error)
+        # Replaces the collector's "not requested": it was requested, and failed.
+        raw.missing = [build_error, *(m for m in raw.missing if not m.startswith("bpf: tracing not requested"))]
         raw.bpf.error = build_error
     return raw
 
