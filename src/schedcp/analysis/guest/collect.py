@@ -838,8 +838,10 @@ class Collector:
                 stop_reason = "exited" if self.child is not None else "vanished"
                 break
             if time.monotonic() >= next_sample:
-                next_sample += args.interval
                 self.sample(sampler, kind, roots, cgroup_dir, time.monotonic() - t0)
+                # A sample slower than the interval (emulation, huge workloads) must not make
+                # the next ones fire back to back to catch up.
+                next_sample = max(next_sample + args.interval, time.monotonic())
         window = time.monotonic() - t0
         self.doc["window_s"] = round(window, 6)
         self.doc["started_at"] = wall0
