@@ -157,6 +157,21 @@ def test_cpu_missing_from_the_processes_becomes_its_own_group() -> None:
     assert classify(p)[0].workload_class == "pipeline-messaging"
 
 
+def test_processes_without_switch_counts_are_not_hogs() -> None:
+    """procfs-only: switches in the totals but none per process (who blocks is unknown)."""
+    server = procfs_only(BENCHMARK_PROFILES["wakeup-latency"][0]())
+    blind = server.model_copy(
+        update={
+            "processes": [
+                q.model_copy(update={"voluntary_switches": 0, "involuntary_switches": 0}) for q in server.processes
+            ]
+        }
+    )
+    classes = classify(blind)
+    assert classes[0].workload_class == "latency-critical-server"
+    assert any("per-process context switches" in e for e in classes[0].evidence)
+
+
 def test_io_without_psi_is_weak_and_says_so() -> None:
     p = make_profile([proc("dd", 1, 0.3, 500, 5)], io_some_pct=None)
     io = next(c for c in classify(p) if c.workload_class == "io-bound")
@@ -198,18 +213,18 @@ def test_long_tail_from_skew_within_one_name() -> None:
 def test_long_job_made_of_serial_steps() -> None:
     """long-tail-compile: the long job is a driver running 39 short-sized steps one after another."""
     w = 40.0
-    short = proc("lt_short_cc1", 39, 1.6, 50, 500, window_s=w, exits=39, execs=39)
-    steps = proc("lt_long_cc1", 39, 1.5, 70, 120, window_s=w, exits=39, execs=39)
+    short = proc("lt_short_cc1", 39, 18.0, 50, 5000, window_s=w, exits=39, execs=39)
+    steps = proc("lt_long_cc1", 39, 17.0, 70, 1200, window_s=w, exits=39, execs=39)
     jobs = [
-        JobSizes(comm="lt_short_cc1", count=39, cpu=dist(40_000, 46_000, count=39), lifetime=dist(800_000), skew=1.2),
-        JobSizes(comm="lt_long_cc1", count=39, cpu=dist(38_000, 44_000, count=39), lifetime=dist(41_000), skew=1.1),
+        JobSizes(comm="lt_short_cc1", count=39, cpu=dist(400_000, 460_000, count=39), lifetime=dist(8e6), skew=1.2),
+        JobSizes(comm="lt_long_cc1", count=39, cpu=dist(380_000, 440_000, count=39), lifetime=dist(410_000), skew=1.1),
     ]
     p = make_profile([short, steps, proc("python3", 1, 0.2, 200, 50)], window_s=w, job_sizes=jobs, execs=80)
     top = classify(p)[0]
     assert top.workload_class == "batch-long-tail"
     assert any("serial chain: 39 lt_long_cc1 jobs" in e for e in top.evidence), top.evidence
     # the same steps released with the batch (waiting like it) are no long job
-    jobs[1] = jobs[1].model_copy(update={"lifetime": dist(800_000)})
+    jobs[1] = jobs[1].model_copy(update={"lifetime": dist(8e6)})
     together = make_profile([short, steps], window_s=w, job_sizes=jobs, execs=80)
     assert "batch-long-tail" not in {c.workload_class for c in classify(together)}
 
