@@ -105,7 +105,10 @@ def _numbers(profile: WorkloadProfile) -> str:
         parts.append(f"run-queue latency p50 {_us(s.p50_us)}, p99 {_us(s.p99_us)}")
     if profile.run_length is not None and profile.run_length.summary.count:
         parts.append(f"median run length {_us(profile.run_length.summary.p50_us)}")
-    parts.append(f"up to {t.peak_threads} threads in {t.peak_processes} processes")
+    parts.append(
+        f"up to {t.peak_threads} thread{'s' if t.peak_threads != 1 else ''} in {t.peak_processes} "
+        f"process{'es' if t.peak_processes != 1 else ''}"
+    )
     if t.forks:
         parts.append(f"{t.forks_per_s:.1f} forks/s")
     return "Key numbers: " + "; ".join(parts) + "."
