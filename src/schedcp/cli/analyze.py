@@ -443,3 +443,74 @@ def analyze_overhead(
             out.print(f"report written to {output}")
 
     _guarded(go)
+
+
+def workloads_in_sandbox(
+    settings: Settings, names: list[str], size: str | None, progress: Callable[[Any], None]
+) -> list[Any]:
+    """One sandbox boot: every named benchmark workload profiled and its class checked."""
+    import tempfile
+
+    from schedcp.analysis.workloads import check_workloads
+    from schedcp.sandbox import Sandbox
+
+    sizes = ("tiny", "small", "medium", "large", "full")
+    if size is not None and size not in sizes:
+        raise SchedcpError(f"--size must be one of {', '.join(sizes)}, not {size!r}")
+
+    with tempfile.TemporaryDirectory(prefix="schedcp-analyze-") as tmp, Sandbox(settings) as vm:
+        return check_workloads(
+            vm,
+            where="sandbox",
+            names=names,
+            size=size,
+            build_dir=Path(tmp),
+            settings=settings,
+            progress=progress,
+        )
+
+
+@analyze_app.command("workloads")
+def analyze_workloads(
+    ctx: typer.Context,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="benchmark workloads (default: all; see `bench list`)")
+    ] = None,
+    size: Annotated[str | None, typer.Option("--size", help="workload size (default: each one's default)")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write the checks as JSON here")] = None,
+    db: DbOpt = None,
+    no_store: Annotated[bool, typer.Option("--no-store", help="do not store the profiles")] = False,
+    vcpus: Annotated[int | None, typer.Option("--vcpus", min=1, help="guest CPUs (default: host cores)")] = None,
+    memory: Annotated[int | None, typer.Option("--memory", min=256, help="guest memory in MiB")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Profile the benchmark workloads in one sandbox boot and check each gets its declared class.
+
+    Exit status: 0 if every workload got its declared class, 1 otherwise.
+    """
+
+    def go() -> None:
+        url = None if no_store else _db_url(ctx, db)
+
+        def progress(check: Any) -> None:
+            if check.profile is not None and url is not None:
+                _store(url, check.profile)
+            if not as_json:
+                verdict = "ok" if check.ok else f"MISMATCH (found {check.found or check.error})"
+                err.print(f"{check.workload}: {check.declared} -> {verdict}", highlight=False)
+
+        checks = workloads_in_sandbox(_settings(vcpus, memory), list(names or []), size, progress)
+        data = [c.model_dump(mode="json") for c in checks]
+        if output is not None:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(json.dumps(data, indent=2) + "\n")
+        if as_json:
+            _emit(data)
+        else:
+            from schedcp.analysis.workloads import render_checks
+
+            out.print(render_checks(checks), highlight=False, markup=False)
+        if not all(c.ok for c in checks):
+            raise typer.Exit(1)
+
+    _guarded(go)
