@@ -8,6 +8,7 @@ pass by skipping the real thing.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from schedcp.sandbox import Sandbox, find_kernel
 from schedcp.sandbox.qemu import check_qemu
 
 FIXTURES = Path(__file__).parent / "fixtures" / "policies"
+REPO_HELPERS = Path(__file__).parent / "repository"
 _shared_vm_pids: set[int] = set()
 
 
@@ -173,3 +175,56 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if leftover:
         print(f"\nerror: QEMU processes left running at the end of the session: {sorted(leftover)}")
         session.exitstatus = 1
+
+
+def _pg_unavailable(reason: str) -> None:
+    if os.environ.get("SCHEDCP_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"PostgreSQL is required here (SCHEDCP_REQUIRE_POSTGRES=1) but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    """An admin URL of a real PostgreSQL, shared by the repository and the analysis tests.
+
+    $SCHEDCP_TEST_PG_URL (a server you run), else one throwaway server for the whole session
+    when initdb/pg_ctl and psycopg are installed; otherwise the PostgreSQL variants skip, saying
+    why (with SCHEDCP_REQUIRE_POSTGRES=1 that is a failure instead).
+    """
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        _pg_unavailable("psycopg is not installed: pip install 'schedcp[postgres]'")
+    if url := os.environ.get("SCHEDCP_TEST_PG_URL"):
+        yield url
+        return
+    import sys
+
+    sys.path.insert(0, str(REPO_HELPERS))
+    from repo_helpers import pg_bindir, throwaway_postgres
+
+    bindir = pg_bindir()
+    if bindir is None:
+        _pg_unavailable(
+            "no PostgreSQL server binaries (initdb, pg_ctl) on PATH or in /usr/lib/postgresql/*/bin: "
+            "apt-get install postgresql, or set SCHEDCP_TEST_PG_URL"
+        )
+        return
+    with throwaway_postgres(bindir) as server:
+        yield server.admin_url
+
+
+@pytest.fixture
+def pg_url(pg_admin_url: str) -> Iterator[str]:
+    """A fresh database on the server for one test, dropped after it."""
+    import psycopg
+
+    name = f"schedcp_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = pg_admin_url.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
