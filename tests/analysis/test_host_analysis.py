@@ -122,6 +122,34 @@ def test_pipe_and_fork_loop_are_traced_and_pins_removed() -> None:
     wait_until(lambda: "st_switch" not in attached_tracer_programs(), 30, "the tracer programs to be unloaded")
 
 
+# perf pipe's two processes pinned to CPUs 0 and 1, so that every wakeup is a remote one.
+SPLIT_PIPE = (
+    "perf bench sched pipe -l 20000 & p=$!; "
+    'until c=$(cat /proc/$p/task/*/children 2>/dev/null) && [ -n "$c" ]; do :; done; '
+    "taskset -pc 0 $p >/dev/null; taskset -pc 1 $c >/dev/null; wait $p"
+)
+
+
+def test_pipe_wakers_are_the_pipe_tasks_not_the_idle_task() -> None:
+    """The waker is taken at sched_waking, in the waker's context: perf pipe's partners wake
+    each other. At sched_wakeup, a remote wakeup that the kernel queues to an idle CPU (by IPI)
+    showed that CPU's idle task as the waker (4% of the wakeups on our loaded host, 82% idle)."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("remote wakeups need 2 CPUs")
+    p = analyze_on_host(Target(kind="command", command=["sh", "-c", SPLIT_PIPE]), interval_s=0.5)
+    assert p.exit_code == 0
+    assert p.wake_pairs, p.missing
+    top = p.wake_pairs[0]
+    assert (top.waker, top.wakee) == ("sched-pipe", "sched-pipe"), p.wake_pairs[:5]
+    assert "swapper" not in [w.waker for w in p.wake_pairs[:3]], p.wake_pairs[:5]
+    pipe = next(s for s in p.processes if s.comm == "sched-pipe")
+    woke_pipe = {w.waker: w.count for w in p.wake_pairs if w.wakee == "sched-pipe"}
+    assert woke_pipe.get("swapper", 0) <= 0.005 * pipe.wakeups, woke_pipe
+    assert woke_pipe["sched-pipe"] >= 0.99 * pipe.wakeups, (woke_pipe, pipe.wakeups)
+    # Every sched_waking is followed by one sched_wakeup: the pairs add up to the wakeups.
+    assert sum(woke_pipe.values()) == pytest.approx(pipe.wakeups, rel=0.01)
+
+
 def test_command_that_does_not_exist_is_an_error() -> None:
     with pytest.raises(AnalysisError, match="cannot run '/nonexistent/schedcp-no-such-command'"):
         analyze_on_host(Target(kind="command", command=["/nonexistent/schedcp-no-such-command", "x"]))

@@ -59,9 +59,12 @@ WAKER_MIN_WAKEUPS = 10
 
 # Waker kinds. Peer share = the share of a group's wakeups that came from a non-hog task of the
 # workload, among the wakeups whose waker is known (wake pairs; BPF only). Wakeups recorded with
-# the idle task as waker ("swapper") are left out: sched_wakeup fires on the wakee's CPU for a
-# remote wakeup, so on a 2-CPU host 82% of perf pipe's partner wakeups and every timer wakeup
-# on an idle CPU look alike there. Below 20% of wakeups with a known waker the share is not used.
+# the idle task as waker ("swapper") are left out. The tracer records the waker at sched_waking,
+# in the waker's context, so there "swapper" is an interrupt that arrived while the CPU was idle
+# (a timer, a device): no task woke it. Profiles recorded before that change took the waker at
+# sched_wakeup, which fires on the wakee's CPU for a remote wakeup, so there 82% of perf pipe's
+# partner wakeups on a 2-CPU host carried "swapper"; leaving it out reads both alike. Below 20%
+# of wakeups with a known waker the share is not used.
 # Handoff partners and servers are woken by their peers (perf pipe, messaging, stress-ng switch,
 # wakeup_server: 99-100% of the known wakers); a periodic task by timers, which fire while
 # something else runs (cyclictest beside hogs: 0%).

@@ -48,7 +48,7 @@ GATE_COMM = "schedcp-gate"
 TOP_WAKE_PAIRS = 20
 MIN_JOBS = 2
 BPF_DETAIL = (
-    "our sched_trace tracer (tp_btf sched_wakeup, sched_wakeup_new, sched_switch, sched_migrate_task, "
+    "our sched_trace tracer (tp_btf sched_waking, sched_wakeup, sched_wakeup_new, sched_switch, sched_migrate_task, "
     "sched_process_exec, sched_process_free): run-queue latency and run-length histograms, "
     "voluntary/involuntary switches, migrations, wakeups, wake pairs, forks/execs/exits, per-task CPU time "
     "and lifetime at exit"
@@ -192,7 +192,7 @@ def _process_stats(
 
 
 def _wake_pairs(raw: RawCollection) -> list[WakePair]:
-    """Top pairs; the idle tasks (swapper/N: wakeups from interrupts and idle) become one name."""
+    """Top pairs; the idle tasks (swapper/N: wakeups from interrupts on an idle CPU) become one name."""
     counts: dict[tuple[str, str], int] = defaultdict(int)
     for p in raw.bpf.wake_pairs:
         if GATE_COMM in (p.waker, p.wakee):

@@ -8,14 +8,16 @@
  * its leader's task_struct is freed, so a recycled pid is never mistaken for the workload.
  *
  * What is measured, per comm (struct comm_stats):
- *   runq      run-queue latency: from wakeup (sched_wakeup/_new), or from being preempted
- *             while still runnable, to being switched in (sched_switch next)
+ *   runq      run-queue latency: from wakeup (sched_wakeup/_new: the task is on a run queue),
+ *             or from being preempted while still runnable, to being switched in (sched_switch
+ *             next)
  *   run       run length: switch-in to switch-out; its sum is the CPU time seen by the tracer
  *   job_cpu   at exit: the thread's whole CPU time (se.sum_exec_runtime)
  *   job_life  at exit: the thread's lifetime (now - start_time)
  *   counters  voluntary/involuntary switches, migrations, wakeups, forks, execs, exits, tasks
- * plus `wake_pairs` (waker comm, wakee comm) -> count and `exited` (one record per finished
- * thread, exact job sizes for the skew estimate; bounded, the histograms are not).
+ * plus `wake_pairs` (waker comm, wakee comm) -> count, recorded at sched_waking in the waker's
+ * context, and `exited` (one record per finished thread, exact job sizes for the skew
+ * estimate; bounded, the histograms are not).
  *
  * Where each thing is counted, and why there: the kernel skips a tracing program that is
  * already running on the CPU (it counts a "recursion miss"). Programs on tracepoints hit in
@@ -31,8 +33,8 @@
  * Only execs are counted on sched_process_exec (no better hook); a miss there is reported by
  * userspace from the programs' recursion_misses.
  *
- * Cost: sched_switch and sched_wakeup fire for every task on the machine, so the path for an
- * untracked task is one hash lookup on a u32 and out. Per-task timestamps live in task
+ * Cost: sched_switch, sched_waking and sched_wakeup fire for every task on the machine, so the
+ * path for an untracked task is one hash lookup on a u32 and out. Per-task timestamps live in task
  * storage (no hash, no cleanup: they die with the task).
  *
  * Per-CPU maps rather than atomic adds: a workload's threads of one name run on many CPUs at
@@ -292,20 +294,36 @@ static __always_inline void on_wakeup(struct task_struct *p, bool new_task)
 		else
 			s->wakeups++;
 	}
-	if (!new_task) {
-		struct task_struct *waker = bpf_get_current_task_btf();
-		struct pair_key key = {};
-		__u64 one = 1, *n;
-		struct drops *d;
+}
 
-		comm_of(key.waker, waker);
-		comm_of(key.wakee, p);
-		n = bpf_map_lookup_elem(&wake_pairs, &key);
-		if (n)
-			(*n)++;
-		else if (bpf_map_update_elem(&wake_pairs, &key, &one, BPF_NOEXIST) == -E2BIG && (d = drops_get()))
-			d->pairs_full++;
-	}
+/*
+ * Who woke the task. sched_waking fires at the start of try_to_wake_up(), in the waker's
+ * context; sched_wakeup fires where the task is put on a run queue, which for a wakeup of a
+ * task on another CPU is often that CPU, from the wakeup IPI: there the current task is
+ * whatever that CPU was running, usually its idle task (82% of perf pipe's wakeups on our
+ * 2-CPU host named `swapper/N` as the waker). Every sched_waking is followed by one
+ * sched_wakeup (also when the task is still queued, ttwu_runnable), so the pair counts add up
+ * to the wakeups. A wakeup from an interrupt still shows the interrupted task (the idle task
+ * when the CPU was idle): there is no cheap, portable in-interrupt test.
+ */
+SEC("tp_btf/sched_waking")
+int BPF_PROG(st_waking, struct task_struct *p)
+{
+	struct task_struct *waker = bpf_get_current_task_btf();
+	struct pair_key key = {};
+	__u64 one = 1, *n;
+	struct drops *d;
+
+	if (!is_tracked(p))
+		return 0;
+	comm_of(key.waker, waker);
+	comm_of(key.wakee, p);
+	n = bpf_map_lookup_elem(&wake_pairs, &key);
+	if (n)
+		(*n)++;
+	else if (bpf_map_update_elem(&wake_pairs, &key, &one, BPF_NOEXIST) == -E2BIG && (d = drops_get()))
+		d->pairs_full++;
+	return 0;
 }
 
 SEC("tp_btf/sched_wakeup")
