@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from schedcp.analysis.profile import (
+    CgroupUsage,
     Distribution,
     Histogram,
     HistogramBucket,
@@ -82,6 +83,7 @@ def make_profile(
     run: tuple[float, float] | None = (200.0, 4000.0),
     command: list[str] | None = None,
     created: datetime = CREATED,
+    cgroups: Sequence[tuple[str, float, int | None, bool]] = (),
 ) -> WorkloadProfile:
     """A complete profile from per-process numbers; bpf=False drops what only BPF measures."""
     cpu_s = sum(p.cpu_s for p in procs)
@@ -147,6 +149,18 @@ def make_profile(
         ],
         pressure=pressure,
         job_sizes=list(job_sizes),
+        cgroup_cpu=[
+            CgroupUsage(
+                path=path,
+                cpu_s=share * cpu_s,
+                cpu_pct=100 * share * cpu_s / window_s,
+                share_pct=100 * share,
+                weight=weight,
+                tasks=2,
+                start=start,
+            )
+            for path, share, weight, start in cgroups
+        ],
     )
 
 
@@ -241,6 +255,16 @@ def build(emulated: bool = True) -> WorkloadProfile:
     return make_profile(procs, window_s=w, job_sizes=jobs, forks=115, execs=112, peak_processes=8)
 
 
+def cgroup_weights(emulated: bool = True) -> WorkloadProfile:
+    # cgroup_hogs.sh at size small: 4 stress-ng hogs in /schedcp_a (weight 100) and 2 in /schedcp_b
+    # (weight 300) on 2 CPUs; the script's shell and its sleep stay in the start cgroup.
+    hogs = proc("stress-ng-cpu", 6, 19.6, 12, 9000, run_p50_us=4000)
+    parents = proc("stress-ng", 2, 0.1, 40, 4)
+    shell = proc("sh", 1, 0.05, 20, 2, forks=4, execs=4)
+    cgroups = [("/schedcp_b", 0.7, 300, False), ("/schedcp_a", 0.29, 100, False), ("/", 0.01, None, True)]
+    return make_profile([hogs, parents, shell], cgroups=cgroups, forks=12, execs=6, peak_processes=9)
+
+
 def io_bound() -> WorkloadProfile:
     p = proc("dd", 1, 0.8, 4000, 20)
     return make_profile([p], io_some_pct=45.0, runq=(20.0, 300.0))
@@ -263,6 +287,7 @@ BENCHMARK_PROFILES: dict[str, tuple[Callable[[], WorkloadProfile], str]] = {
     "long-tail-compile": (lambda: long_tail("cc1"), "batch-long-tail"),
     "build": (build, "fork-heavy-build"),
     "io": (io_bound, "io-bound"),
+    "cgroup-weights": (cgroup_weights, "multi-tenant"),
 }
 
 

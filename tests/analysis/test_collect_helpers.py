@@ -129,3 +129,42 @@ def test_a_thread_id_resolves_to_its_process(collect: ModuleType) -> None:
         t.join(30)
     pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
     assert collect.tgid_of(pid_max) is None
+
+
+def test_sampler_puts_cpu_in_the_process_cgroup(collect: ModuleType) -> None:
+    """Each thread's CPU since the previous sample goes to its process's cgroup."""
+    clk = os.sysconf("SC_CLK_TCK")
+    busy = subprocess.Popen(["sh", "-c", "while :; do :; done"])
+    try:
+        path = collect.cgroup_of(busy.pid)
+        sampler = collect.Sampler(collect.uptime_ticks(clk), clk)
+        sampler.refresh({busy.pid})
+        sampler.sample(0.0)
+        deadline = time.monotonic() + 30
+        while sampler.cgroup_cpu[path].cpu_ns == 0 and time.monotonic() < deadline:
+            sampler.sample(time.monotonic())
+    finally:
+        busy.kill()
+        busy.wait(timeout=30)
+    usage = sampler.cgroup_cpu[path].as_json()
+    assert usage["cpu_ns"] > 0
+    assert usage["tasks"] == 1
+    assert sum(s["cpu_ns"] for s in sampler.samples) == usage["cpu_ns"]
+
+
+def test_exit_tails_go_to_the_cgroup_a_thread_was_last_seen_in(collect: ModuleType) -> None:
+    """CPU after a thread's last sample, up to its exit (the tracer's record), is its cgroup's too."""
+    sampler = collect.Sampler(0, 100)
+    sampler.schedstat_ok = True
+    rec = collect.ThreadRecord(101, 100, "hog", (5_000, 0, 1), born=True)
+    rec.cgroup = "/schedcp_a"
+    sampler.threads[101] = rec
+    sampler.cgroup_cpu["/schedcp_a"] = usage = collect.CgroupCpu("/schedcp_a")
+    usage.cpu_ns = 5_000
+    exited = [
+        {"tid": 101, "tgid": 100, "comm": "hog", "cpu_ns": 8_000, "life_ns": 1},
+        {"tid": 102, "tgid": 100, "comm": "hog", "cpu_ns": 9_000, "life_ns": 1},  # never sampled
+        {"tid": 101, "tgid": 999, "comm": "other", "cpu_ns": 9_000, "life_ns": 1},  # a reused tid
+    ]
+    assert sampler.add_exit_tails(exited) == 1
+    assert usage.cpu_ns == 8_000

@@ -24,7 +24,7 @@ from schedcp.analysis.measure import (
     merge_hists,
 )
 from schedcp.analysis.profile import Distribution, WorkloadProfile
-from schedcp.analysis.raw import RawCollection, RawHist
+from schedcp.analysis.raw import RawCgroupCpu, RawCollection, RawHist
 
 DATA = Path(__file__).parent.parent / "data" / "analysis"
 
@@ -210,3 +210,23 @@ def test_sandbox_messaging_profile() -> None:
     assert p.overhead.bpf_cpu_pct > 0
     assert p.runq_latency is not None
     assert_ordered(p.runq_latency.summary)
+
+
+def test_cpu_per_cgroup_with_shares_weights_and_the_start_cgroup() -> None:
+    raw = load("host-pipe-forkloop.json").model_copy(deep=True)
+    total = build_profile(raw, where="host").totals.cpu_s
+    raw.cgroup_cpu = {
+        "/": RawCgroupCpu(cpu_ns=int(0.1 * total * 1e9), tasks=1),
+        "/schedcp_a": RawCgroupCpu(cpu_ns=int(0.3 * total * 1e9), tasks=4, weight=100),
+        "/schedcp_b": RawCgroupCpu(cpu_ns=int(0.6 * total * 1e9), tasks=2, weight=300),
+    }
+    raw.start_cgroups = ["/"]
+    p = build_profile(raw, where="host")
+    assert [(c.path, c.weight, c.tasks, c.start) for c in p.cgroup_cpu] == [
+        ("/schedcp_b", 300, 2, False),
+        ("/schedcp_a", 100, 4, False),
+        ("/", None, 1, True),
+    ]
+    assert [round(c.share_pct) for c in p.cgroup_cpu] == [60, 30, 10]
+    assert p.cgroup_cpu[0].cpu_pct == pytest.approx(100 * p.cgroup_cpu[0].cpu_s / p.window_s)
+    assert load("host-pipe-forkloop.json").cgroup_cpu == {}  # older documents: none, not an error

@@ -119,3 +119,20 @@ def test_done_when_the_builtin_latency_policy_ranks_first(tmp_path: Path) -> Non
         pytest.skip("the built-in library has no `latency` policy yet (another change adds it)")
     with open_repository(f"sqlite:///{tmp_path / 'r.db'}") as repo:
         assert repo.search("latency sensitive web server")[0].name == "latency"
+
+
+def test_tenant_words_mean_the_multi_tenant_class() -> None:
+    """The analysis engine's `multi-tenant` class and everyday words for it (cgroup_fair lists it)."""
+    for query in ("containers sharing a machine", "two tenants", "cgroups with weights", "kubernetes pods"):
+        p = plan(query)
+        assert p.classes.get("multi-tenant") == HINTED_CLASS, (query, p.classes)
+    assert {"cgroup", "container", "tenant"} <= set(plan("multi-tenant").terms)
+
+
+def test_the_builtin_cgroup_policy_serves_a_multi_tenant_profile(tmp_path: Path) -> None:
+    """A profile classified multi-tenant (cgroup-weights) finds the built-in cgroup_fair first."""
+    if not (builtin_dir() / "cgroup_fair" / "policy.toml").is_file():
+        pytest.skip("the built-in library has no `cgroup_fair` policy")
+    with open_repository(f"sqlite:///{tmp_path / 'r.db'}") as repo:
+        assert repo.search(WorkloadQuery(classes=["multi-tenant", "cpu-bound-batch"]))[0].name == "cgroup_fair"
+        assert repo.search("containers in cgroups with different weights")[0].name == "cgroup_fair"

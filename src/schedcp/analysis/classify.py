@@ -21,7 +21,9 @@ How it works, in two steps.
    worth less) and by a whole-profile factor when BPF data is missing.
 
 Refinements: `batch-long-tail` and `fork-heavy-build` are kinds of CPU-bound batch work. When
-one of them is reported, `cpu-bound-batch` is kept but placed below it.
+one of them is reported, `cpu-bound-batch` is kept but placed below it. `multi-tenant` (the
+workload's CPU split between cgroups it put its tasks into, from the profile's `cgroup_cpu`) is
+about how the work is organised, not what each task does: it ranks above every other class.
 
 The sandbox is emulated (QEMU TCG, ~16x slower than native for CPU work), so the thresholds
 are ratios (shares of the workload's CPU, involuntary share, wakeups from peers, processes per
@@ -35,7 +37,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from schedcp.analysis.profile import Classification, JobSizes, ProcessStats, WorkloadClass, WorkloadProfile
+from schedcp.analysis.profile import (
+    CgroupUsage,
+    Classification,
+    JobSizes,
+    ProcessStats,
+    WorkloadClass,
+    WorkloadProfile,
+)
 
 # -- thresholds ----------------------------------------------------------------------------
 
@@ -172,6 +181,18 @@ IO_MAX_UTIL_PCT = 50.0
 IO_FALLBACK_MAX_UTIL_PCT = 10.0
 # Without PSI, idle CPUs only say the workload waits for something: a guess, never a finding.
 IO_NO_PSI_MAX_CONFIDENCE = 0.3
+
+# Multi-tenant: the workload put its tasks into 2 or more cgroups (other than the one it started
+# in, or the cgroup target itself) and each got a real share of its CPU: 10% or more, as for a
+# significant group (cgroup-weights: 25-50% and 50-75%; a wrapper shell left in the start cgroup
+# holds under 1%). Together the tenants must be at least half of the workload's CPU (its work,
+# not a side job in a cgroup), and most of it (80%) to be the whole story. Weights only decide
+# anything while the tenants compete for the CPUs (70% busy, as for batch work).
+TENANT_MIN_CPU_SHARE = 0.1
+TENANTS_MIN_CPU_SHARE = 0.5
+TENANTS_FULL_CPU_SHARE = 0.8
+TENANTS_MIN_UTIL_PCT = 70.0
+MIN_TENANTS = 2
 
 # A group matters to the workload's class if it uses 10% of its CPU, or is woken for a quarter
 # of its wakeups (cyclictest: 1% of the CPU beside hogs, but nearly every wakeup). Below both it
@@ -684,6 +705,15 @@ def rule_periodic(sig: Signals) -> Classification | None:
             f"{top.task_cpu_pct:.1f}% of a CPU per task" if top else "CPU per task",
         ),
         Check(
+            1.0,
+            None
+            if top is None or top.cpu_per_wakeup_us is None
+            else top.cpu_per_wakeup_us <= PERIODIC_MAX_CPU_PER_WAKEUP_US,
+            f"{_us(top.cpu_per_wakeup_us)} CPU per wakeup: little work each period"
+            if top is not None and top.cpu_per_wakeup_us is not None
+            else "CPU per wakeup",
+        ),
+        Check(
             0.5,
             per_task >= PERIODIC_MIN_TASK_WAKEUPS_PER_S,
             f"{_rate(per_task)} wakeups per task (a period of about {_us(1e6 / per_task) if per_task else '-'})",
@@ -966,6 +996,54 @@ def _io_some_pct(sig: Signals) -> float | None:
     return max(io) if io else None
 
 
+def _cgroup_text(c: CgroupUsage) -> str:
+    weight = f"weight {c.weight}" if c.weight is not None else "weight unknown"
+    return f"{c.path} {c.share_pct:.0f}% ({weight})"
+
+
+def rule_multi_tenant(sig: Signals) -> Classification | None:
+    """The workload's CPU is split between cgroups it put its tasks into: tenants, each of which
+    should get its cpu.weight's share however many tasks it runs."""
+    usage = sig.profile.cgroup_cpu
+    if not usage:
+        return None  # not measured (profiles from before per-cgroup CPU, or no cgroup v2)
+    tenants = [c for c in usage if not c.start and c.share_pct >= 100 * TENANT_MIN_CPU_SHARE]
+    share = sum(c.share_pct for c in tenants) / 100
+    weights = [c.weight for c in tenants if c.weight is not None]
+    differ: bool | None = len(set(weights)) > 1 if len(weights) == len(tenants) and tenants else None
+    start = [c for c in usage if c.start]
+    listed = ", ".join(_cgroup_text(c) for c in tenants) or "none"
+    checks = [
+        Check(
+            1.0,
+            len(tenants) >= MIN_TENANTS,
+            f"{len(tenants)} cgroup{'s' if len(tenants) != 1 else ''}: {listed}",
+            gate=True,
+        ),
+        Check(
+            1.0,
+            share >= TENANTS_MIN_CPU_SHARE,
+            f"the tenants' cgroups hold {_pct(share)} of the workload's CPU"
+            + (f" (started in {', '.join(_cgroup_text(c) for c in start)})" if start else ""),
+            gate=True,
+        ),
+        Check(1.0, share >= TENANTS_FULL_CPU_SHARE, f"tenants are {_pct(share)} of all CPU time"),
+        Check(
+            1.0,
+            sig.util_pct >= TENANTS_MIN_UTIL_PCT,
+            f"the CPUs were {sig.util_pct:.0f}% busy: the tenants compete for them",
+        ),
+        Check(
+            0.5,
+            differ,
+            f"cpu.weight differs between tenants ({' vs '.join(str(w) for w in weights)}): unequal shares asked for"
+            if differ is not None
+            else "cpu.weight of every tenant",
+        ),
+    ]
+    return _score("multi-tenant", checks, sig)
+
+
 def _pair_text(sig: Signals, n: int = 3) -> str:
     return ", ".join(f"{p.waker}->{p.wakee} x{p.count}" for p in sig.profile.wake_pairs[:n])
 
@@ -989,6 +1067,7 @@ RULES: tuple[Callable[[Signals], Classification | None], ...] = (
     rule_long_tail,
     rule_build,
     rule_io,
+    rule_multi_tenant,
 )
 # Classes that are kinds of another: when reported, they rank above it.
 REFINES: dict[WorkloadClass, WorkloadClass] = {
@@ -999,6 +1078,7 @@ REFINES: dict[WorkloadClass, WorkloadClass] = {
 
 # Ties in confidence: the more specific class first.
 TIE_ORDER: tuple[WorkloadClass, ...] = (
+    "multi-tenant",
     "batch-long-tail",
     "fork-heavy-build",
     "mixed-interactive-batch",
@@ -1020,6 +1100,24 @@ def _apply_refinements(found: dict[WorkloadClass, Classification]) -> None:
             g.evidence.append(f"refined by {refined}, which fits better")
 
 
+# Classes about how the work is organised rather than what each task does: when reported with
+# REFINEMENT_MIN_CONFIDENCE or more they rank above every other class (cgroup-weights' hogs are
+# also cpu-bound-batch, but a policy that ignores the tenants' weights gets it wrong whatever it
+# does with the hogs), which stays the next class, saying what the tenants run.
+OUTRANKS: tuple[WorkloadClass, ...] = ("multi-tenant",)
+
+
+def _apply_outranking(found: dict[WorkloadClass, Classification]) -> None:
+    for cls in OUTRANKS:
+        top = found.get(cls)
+        if top is None or top.confidence < REFINEMENT_MIN_CONFIDENCE:
+            continue
+        for other in found.values():
+            if other.workload_class != cls and other.confidence >= top.confidence:
+                other.confidence = round(max(top.confidence - REFINEMENT_MARGIN, 0.0), 3)
+                other.evidence.append(f"ranked below {cls}: how the CPU is split between cgroups matters first")
+
+
 def classify(profile: WorkloadProfile) -> list[Classification]:
     """Every class whose rule fires, most confident first (empty if the profile shows no activity)."""
     if profile.totals.cpu_s <= 0 and not profile.processes:
@@ -1031,4 +1129,5 @@ def classify(profile: WorkloadProfile) -> list[Classification]:
         if c is not None:
             found[c.workload_class] = c
     _apply_refinements(found)
+    _apply_outranking(found)
     return sorted(found.values(), key=lambda c: (-c.confidence, TIE_ORDER.index(c.workload_class)))

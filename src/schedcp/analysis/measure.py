@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from schedcp.analysis.profile import (
+    CgroupUsage,
     Distribution,
     Histogram,
     HistogramBucket,
@@ -271,6 +272,26 @@ def _pressure(raw: RawCollection, window_s: float) -> list[Pressure]:
     return out
 
 
+def _cgroup_cpu(raw: RawCollection, window_s: float, total_cpu_s: float) -> list[CgroupUsage]:
+    """CPU per cgroup from the sampled threads; shares are of the workload's CPU (all sources)."""
+    total = max(total_cpu_s, sum(c.cpu_ns for c in raw.cgroup_cpu.values()) / 1e9)
+    start = set(raw.start_cgroups)
+    out = [
+        CgroupUsage(
+            path=path,
+            cpu_s=c.cpu_ns / 1e9,
+            cpu_pct=100 * c.cpu_ns / 1e9 / window_s if window_s > 0 else 0.0,
+            share_pct=min(100.0, 100 * c.cpu_ns / 1e9 / total) if total > 0 else 0.0,
+            weight=c.weight if c.weight and c.weight > 0 else None,
+            tasks=c.tasks,
+            start=path in start,
+        )
+        for path, c in raw.cgroup_cpu.items()
+    ]
+    out.sort(key=lambda c: (-c.cpu_s, c.path))
+    return out
+
+
 def _overhead(raw: RawCollection, window_s: float) -> Overhead:
     out = Overhead()
     capacity_s = window_s * raw.ncpus
@@ -313,7 +334,10 @@ def _sources(raw: RawCollection) -> list[Source]:
         Source(
             name="cgroup",
             available=bool(raw.cgroups),
-            detail="cgroup v2 membership from /proc/<pid>/cgroup" if raw.cgroups else "no cgroup membership read",
+            detail="cgroup v2 membership from /proc/<pid>/cgroup; CPU per cgroup from the sampled threads' CPU, "
+            "cpu.weight from the cgroup's folder"
+            if raw.cgroups
+            else "no cgroup membership read",
         ),
     ]
 
@@ -418,6 +442,7 @@ def build_profile(raw: RawCollection, *, where: Where, target: Target | None = N
         timeline=timeline,
         pressure=_pressure(raw, window_s),
         cgroups=[path for path, _ in sorted(raw.cgroups.items(), key=lambda kv: (-kv[1], kv[0]))],
+        cgroup_cpu=_cgroup_cpu(raw, window_s, cpu_s),
         job_sizes=_job_sizes(comms, raw.bpf.exited),
         overhead=_overhead(raw, window_s),
     )

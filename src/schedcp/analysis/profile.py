@@ -28,11 +28,13 @@ WorkloadClass = Literal[
     "periodic-soft-realtime",
     "io-bound",
     "fork-heavy-build",
+    "multi-tenant",
 ]
 """The classes the classifier can assign. They are the same class names the policy
 repository and the benchmark workloads use, so a profile's class is a search key.
 `batch-long-tail` refines `cpu-bound-batch`: a batch of jobs with skewed sizes, the case a
-job-size-aware policy wins."""
+job-size-aware policy wins. `multi-tenant` says how the work is split (between cgroups, each of
+which should get its cpu.weight's share) and ranks above the class of what the tenants run."""
 
 Where = Literal["sandbox", "host"]
 TargetKind = Literal["command", "pid", "cgroup"]
@@ -134,6 +136,18 @@ class Pressure(_Record):
     full_pct: float | None = Field(None, ge=0)
 
 
+class CgroupUsage(_Record):
+    """CPU the workload used in one cgroup v2 (its sampled threads, by their process's cgroup)."""
+
+    path: str = Field(description="cgroup v2 path, e.g. /schedcp_a")
+    cpu_s: float = Field(ge=0)
+    cpu_pct: float = Field(ge=0, description="cpu_s / window, in % of one CPU")
+    share_pct: float = Field(ge=0, le=100, description="% of the workload's CPU time")
+    weight: int | None = Field(None, ge=1, description="cpu.weight; None when unreadable (root, no cpu controller)")
+    tasks: int = Field(ge=0, description="threads of the workload seen in it")
+    start: bool = Field(False, description="the cgroup the workload started in (or the cgroup target itself)")
+
+
 class JobSizes(_Record):
     """Run time (CPU time over the task's life) of the finished tasks with one name.
 
@@ -226,6 +240,9 @@ class WorkloadProfile(_Record):
     timeline: list[TimelineSample] = Field(default_factory=list)
     pressure: list[Pressure] = Field(default_factory=list)
     cgroups: list[str] = Field(default_factory=list, description="cgroup v2 paths the workload's tasks were in")
+    cgroup_cpu: list[CgroupUsage] = Field(
+        default_factory=list, description="CPU per cgroup, largest first (procfs samples; empty in older profiles)"
+    )
     job_sizes: list[JobSizes] = Field(default_factory=list, description="names with >= 2 finished tasks")
     overhead: Overhead = Field(default_factory=Overhead)
     classes: list[Classification] = Field(default_factory=list, description="most confident first")

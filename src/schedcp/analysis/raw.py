@@ -117,6 +117,14 @@ class RawThread(_Raw):
     slices: int
 
 
+class RawCgroupCpu(_Raw):
+    """CPU of the workload's sampled threads in one cgroup (by their process's cgroup at each sample)."""
+
+    cpu_ns: int = 0
+    tasks: int = 0
+    weight: int | None = None
+
+
 class RawPsi(_Raw):
     some: int | None = None
     full: int | None = None
@@ -172,6 +180,8 @@ class RawCollection(_Raw):
     samples: list[RawSample] = Field(default_factory=list)
     threads: list[RawThread] = Field(default_factory=list)
     cgroups: dict[str, int] = Field(default_factory=dict)
+    cgroup_cpu: dict[str, RawCgroupCpu] = Field(default_factory=dict)
+    start_cgroups: list[str] = Field(default_factory=list)
     schedstat: bool = False
     errors: list[str] = Field(default_factory=list)
     missing: list[str] = Field(default_factory=list)

@@ -59,6 +59,11 @@ ADVICE: dict[WorkloadClass, str] = {
         "matter; throughput over latency, and starting big compile jobs early shortens the build. Avoid "
         "policies with costly per-task setup or slow wakeups of waiting parents."
     ),
+    "multi-tenant": (
+        "Fairness between cgroups matters: each tenant's cgroup should get CPU in proportion to its cpu.weight "
+        "however many tasks it runs (cgroup-weighted virtual time); per-task fairness hands the tenant with more "
+        "tasks more CPU. Avoid policies that ignore cgroups (global FIFO, per-task vtime) or boost one tenant."
+    ),
 }
 
 

@@ -70,6 +70,11 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "audio": ("periodic", "realtime", "latency"),
     "tail": ("long-tail", "skewed"),
     "messaging": ("pipe", "pipeline"),
+    "tenant": ("multi-tenant", "cgroup", "fairness"),
+    "multi-tenant": ("tenant", "cgroup", "container", "weighted"),
+    "container": ("cgroup", "multi-tenant", "tenant"),
+    "cgroup": ("multi-tenant", "container", "weighted"),
+    "kubernetes": ("container", "multi-tenant"),
 }
 
 # Query word -> workload classes it suggests (weight HINTED_CLASS).
@@ -95,6 +100,11 @@ CLASS_HINTS: dict[str, tuple[str, ...]] = {
     "mixed": ("mixed-interactive-batch",),
     "messaging": ("pipeline-messaging",),
     "pipeline": ("pipeline-messaging",),
+    "tenant": ("multi-tenant",),
+    "multi-tenant": ("multi-tenant",),
+    "container": ("multi-tenant",),
+    "cgroup": ("multi-tenant",),
+    "kubernetes": ("multi-tenant",),
 }
 
 # Workload-profile feature -> (search terms, suggested classes). Unknown features are searched as text.
@@ -110,6 +120,7 @@ FEATURE_HINTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "oversubscribed": (("oversubscription", "fair", "fairness"), ()),
     "io-bound": (("io", "wakeup"), ()),
     "pipe-ipc": (("pipe", "messaging"), ("pipeline-messaging",)),
+    "multi-cgroup": (("cgroup", "multi-tenant", "weighted"), ("multi-tenant",)),
 }
 
 _WORD = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")

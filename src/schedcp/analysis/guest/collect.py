@@ -22,7 +22,8 @@ What it does:
    descendants; --cgroup the processes of the cgroup and its descendants, re-scanned every
    sample. The tracer follows forks by itself.
 3. Every --interval: processes/threads/state R/CPU from /proc/<pid>/stat and task/*/schedstat,
-   cgroup membership; PSI (system, and the cgroup's own files) at start and end.
+   cgroup membership, CPU per cgroup (each thread's CPU since the last sample, to its process's
+   cgroup) and the cgroups' cpu.weight; PSI (system, and the cgroup's own files) at start and end.
 4. At the end: prog run-time statistics, `bpftool -j map dump pinned` of the maps (per-CPU
    values summed here), pins removed (finally, also on SIGTERM), and one JSON document on stdout.
 
@@ -52,6 +53,7 @@ from typing import Any, NoReturn
 
 SCHEMA_VERSION = 1
 BPFFS = "/sys/fs/bpf"
+CGROUP_ROOT = "/sys/fs/cgroup"
 BPFTOOL = "bpftool"
 TOOL_TIMEOUT_S = 60.0
 LOAD_TIMEOUT_S = 180.0
@@ -452,16 +454,47 @@ def cgroup_pids(cgroup_dir: str) -> set[int]:
     return pids
 
 
+def cgroup_of(pid: int) -> str | None:
+    """The cgroup v2 path of a process (relative to the cgroup namespace root), None if unreadable."""
+    for line in (read_text(f"/proc/{pid}/cgroup") or "").splitlines():
+        if line.startswith("0::"):
+            return line[3:].strip()
+    return None
+
+
+class CgroupCpu:
+    """CPU the workload's sampled threads used in one cgroup, and the cgroup's cpu.weight."""
+
+    __slots__ = ("cpu_ns", "path", "tids", "weight")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.cpu_ns = 0
+        self.tids: set[int] = set()
+        self.weight: int | None = None
+
+    def read_weight(self) -> None:
+        """The latest readable cpu.weight (none in the root cgroup or without the cpu controller;
+        a cgroup the workload removes at its end keeps the last value read)."""
+        text = read_text(os.path.join(CGROUP_ROOT, self.path.lstrip("/"), "cpu.weight"))
+        if text is not None and text.strip().isdigit():
+            self.weight = int(text.strip())
+
+    def as_json(self) -> dict[str, Any]:
+        return {"cpu_ns": self.cpu_ns, "tasks": len(self.tids), "weight": self.weight}
+
+
 class ThreadRecord:
     """First and last schedstat/stat reading of one thread seen in the window."""
 
-    __slots__ = ("born_in_window", "comm", "first", "last", "pid", "tid")
+    __slots__ = ("born_in_window", "cgroup", "comm", "first", "last", "pid", "tid")
 
     def __init__(self, tid: int, pid: int, comm: str, reading: tuple[int, int, int], born: bool) -> None:
         self.tid = tid
         self.pid = pid
         self.comm = comm
         self.born_in_window = born
+        self.cgroup: str | None = None  # its process's cgroup at the last sample
         # A thread born in the window used nothing before it: count from zero.
         self.first = (0, 0, 0) if born else reading
         self.last = reading
@@ -487,6 +520,9 @@ class Sampler:
         self.known: dict[int, int] = {}  # pid -> starttime (guards against pid reuse)
         self.threads: dict[int, ThreadRecord] = {}
         self.cgroups: dict[str, int] = {}
+        # CPU per cgroup: each thread's CPU between two samples goes to the cgroup its process
+        # was in at the later one (threads that live between two samples are not seen).
+        self.cgroup_cpu: dict[str, CgroupCpu] = {}
         self.samples: list[dict[str, Any]] = []
         # Per-thread schedstat needs CONFIG_SCHED_INFO; without it CPU comes from stat ticks.
         self.schedstat_ok = os.path.exists("/proc/self/schedstat")
@@ -525,6 +561,23 @@ class Sampler:
             run_ns, wait_ns, slices = (int(f[11]) + int(f[12])) * self.ns_per_tick, 0, 0
         return comm, state, (run_ns, wait_ns, slices), starttime
 
+    def add_exit_tails(self, exited: list[dict[str, Any]]) -> int:
+        """CPU a thread used after its last sample, up to its exit (the tracer's exact CPU time at
+        exit, `se.sum_exec_runtime` like schedstat's), to the cgroup it was last seen in; returns
+        how many threads got a tail. Without it a workload whose threads end together (hogs
+        stopped at the end) loses up to an interval of their CPU per thread."""
+        n = 0
+        for e in exited:
+            rec = self.threads.get(int(e["tid"]))
+            if rec is None or rec.pid != int(e["tgid"]) or rec.cgroup is None:
+                continue
+            usage = self.cgroup_cpu.get(rec.cgroup)
+            tail = int(e["cpu_ns"]) - rec.last[0]
+            if usage is not None and tail > 0 and self.schedstat_ok:
+                usage.cpu_ns += tail
+                n += 1
+        return n
+
     def sample(self, t_s: float) -> None:
         processes = threads = running = 0
         cpu_ns = 0
@@ -534,12 +587,14 @@ class Sampler:
             except OSError:
                 continue
             seen_threads = 0
-            cg = read_text(f"/proc/{pid}/cgroup")
-            if cg:
-                for line in cg.splitlines():
-                    if line.startswith("0::"):
-                        path = line[3:].strip()
-                        self.cgroups[path] = self.cgroups.get(path, 0) + 1
+            path = cgroup_of(pid)
+            usage: CgroupCpu | None = None
+            if path is not None:
+                self.cgroups[path] = self.cgroups.get(path, 0) + 1
+                usage = self.cgroup_cpu.get(path)
+                if usage is None:
+                    usage = self.cgroup_cpu[path] = CgroupCpu(path)
+                usage.read_weight()
             for tid in tids:
                 got = self.read_thread(pid, tid)
                 if got is None:
@@ -551,11 +606,16 @@ class Sampler:
                 if rec is None or rec.pid != pid:
                     rec = ThreadRecord(tid, pid, comm, reading, born=starttime >= self.start_ticks)
                     self.threads[tid] = rec
-                    cpu_ns += reading[0] - rec.first[0]
+                    delta = reading[0] - rec.first[0]
                 else:
-                    cpu_ns += max(0, reading[0] - rec.last[0])
+                    delta = max(0, reading[0] - rec.last[0])
                     rec.last = reading
                     rec.comm = comm
+                cpu_ns += delta
+                rec.cgroup = path
+                if usage is not None:
+                    usage.cpu_ns += delta
+                    usage.tids.add(tid)
             if seen_threads:
                 processes += 1
                 threads += seen_threads
@@ -794,6 +854,15 @@ class Collector:
             assert cgroup_dir is not None
             roots = cgroup_pids(cgroup_dir)
         initial = roots if kind == "command" else (descendants(roots) if kind == "pid" else roots)
+        # Where the workload started: the command's child is still in ours (it has not exec'd),
+        # an attached pid in its own, a cgroup target is the cgroup given. Cgroups it moves
+        # tasks into later are its own doing (multi-tenant workloads).
+        if kind == "cgroup":
+            assert cgroup_dir is not None
+            rel = os.path.relpath(cgroup_dir, CGROUP_ROOT)
+            start_cgroups = {"/" if rel == "." else "/" + rel}
+        else:
+            start_cgroups = {c for c in (cgroup_of(pid) for pid in (initial if kind == "pid" else roots)) if c}
         if self.tracer is not None:
             err = self.tracer.track(sorted(initial))
             if err:
@@ -866,10 +935,14 @@ class Collector:
         self.doc["samples"] = sampler.samples
         self.doc["threads"] = [t.as_json() for t in sampler.threads.values()]
         self.doc["cgroups"] = sampler.cgroups
+        self.doc["start_cgroups"] = sorted(start_cgroups)
         self.doc["schedstat"] = sampler.schedstat_ok
         if not sampler.schedstat_ok:
             self.missing.append("schedstat: /proc/<pid>/task/<tid>/schedstat unavailable; CPU from stat ticks")
         self.collect_bpf()
+        if self.doc["bpf"].get("loaded"):
+            sampler.add_exit_tails(self.doc["bpf"].get("exited", []))
+        self.doc["cgroup_cpu"] = {path: c.as_json() for path, c in sampler.cgroup_cpu.items()}
 
     def sample(self, sampler: Sampler, kind: str, roots: set[int], cgroup_dir: str | None, t_s: float) -> None:
         if kind == "cgroup":
