@@ -58,3 +58,25 @@ def test_overhead_on_wakeup_latency_is_measured_in_one_boot(vm: Sandbox, tmp_pat
     assert "traced/untraced" in report.profile.overhead.slowdown_detail
     assert any(s.comm.startswith("wakeup_server") for s in report.profile.processes)
     assert pins_left(vm) == []
+
+
+def test_cgroup_weights_is_multi_tenant_and_pipe_wakers_are_real(vm: Sandbox, tmp_path: Path) -> None:
+    """The benchmark's two tenants' cgroups with their weights; perf pipe's partners wake each other."""
+    from schedcp.analysis.engine import analyze
+    from schedcp.bench.registry import get_workload
+
+    prep = get_workload("cgroup-weights").prepare(vm, "tiny", tmp_path)
+    target = Target(kind="command", command=prep.argv)
+    p = analyze(vm, target, where="sandbox", timeout_s=prep.timeout_s, interval_s=0.5)
+    assert p.exit_code == 0, p.missing
+    assert p.primary_class == "multi-tenant", [(c.workload_class, c.confidence) for c in p.classes]
+    tenants = {c.path: c for c in p.cgroup_cpu if not c.start}
+    assert {"/schedcp_a", "/schedcp_b"} <= set(tenants), p.cgroup_cpu
+    assert tenants["/schedcp_a"].weight == 100
+    assert tenants["/schedcp_b"].weight == 300
+    assert "(weight 300)" in p.classes[0].evidence[0]
+    cmd = ["perf", "bench", "sched", "pipe", "-l", "5000"]
+    pipe = analyze(vm, Target(kind="command", command=cmd), where="sandbox", interval_s=0.5)
+    top = pipe.wake_pairs[0]
+    assert (top.waker, top.wakee) == ("sched-pipe", "sched-pipe"), pipe.wake_pairs[:5]
+    assert pins_left(vm) == []
