@@ -52,7 +52,7 @@ u64 nr_weight_changes;		/* cpu.weight writes seen */
 u64 nr_no_cgroup_ctx;		/* tasks whose cgroup had no state (queued at vtime_now) */
 u64 nr_kept;			/* slice ends where the running task's cgroup stayed ahead */
 
-/* The largest cgroup vtime among the tasks that have started running. */
+/* The largest queue key among the tasks that have started running. */
 static u64 vtime_now SCHEDCP_STATE;
 
 struct cg_ctx {
@@ -202,9 +202,23 @@ void BPF_PROG(cgroup_fair_running, struct task_struct *p)
 		cg = bpf_cgrp_storage_get(&cg_ctxs, cgrp, 0, 0);
 		bpf_cgroup_release(cgrp);
 	}
-	/* Lift an idle cgroup sent straight to an idle CPU; advance vtime_now. */
-	if (cg)
-		schedcp_vtime_start(&cg->vtime, &vtime_now, slice_ns);
+	/*
+	 * A task sent straight to an idle CPU skipped the clamp in enqueue:
+	 * an idle cgroup must not bring old credit along.
+	 */
+	if (cg && schedcp_time_before(cg->vtime, vtime_now - slice_ns))
+		cg->vtime = vtime_now - slice_ns;
+	/*
+	 * The clock advances to the key @p was queued with: the queue's
+	 * progress. Not to its cgroup's vtime, which already counts what the
+	 * cgroup's other tasks ran meanwhile: a cgroup with many tasks would
+	 * pull the clock ahead of everyone, and the clamp above would then
+	 * throw away the lag a heavier cgroup with fewer tasks is owed (with
+	 * 4 hogs at weight 100 against 2 at weight 300 that cgroup got
+	 * 42-46% of the CPU instead of 75%).
+	 */
+	if (schedcp_time_before(vtime_now, p->scx.dsq_vtime))
+		vtime_now = p->scx.dsq_vtime;
 	if (tctx)
 		tctx->run_start = p->se.sum_exec_runtime;
 }
