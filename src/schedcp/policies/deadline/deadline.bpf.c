@@ -92,6 +92,7 @@ struct dl_task {
 	u64 rel;	/* relative deadline; == default_deadline_ns: batch */
 	u64 deadline;	/* absolute deadline used for scheduling */
 	u64 due;	/* the job's original deadline, for misses */
+	u64 job_rt;	/* the task's CPU time (sum_exec_runtime) when the job began */
 };
 
 struct {
@@ -123,8 +124,10 @@ static u64 rank_of(struct dl_task *tctx)
 	return (tctx->deadline | 1) + (is_batch(tctx) ? BATCH_BIAS : 0);
 }
 
-static void new_job(struct dl_task *tctx, u64 now, u64 rel)
+static void new_job(struct dl_task *tctx, struct task_struct *p, u64 now,
+		    u64 rel)
 {
+	tctx->job_rt = p->se.sum_exec_runtime;
 	tctx->rel = rel;
 	tctx->deadline = now + rel;
 	/* Only periodic jobs have a deadline worth counting misses against. */
@@ -134,10 +137,21 @@ static void new_job(struct dl_task *tctx, u64 now, u64 rel)
 /*
  * A job not done by its deadline becomes (or stays) a batch job with a new
  * deadline: now + default_deadline_ns.
+ *
+ * Except a periodic job that is late only because it waited: one that has
+ * used less CPU than its relative deadline keeps its (now past, so earliest)
+ * deadline. Demoting it would punish the task for our own delay and put it
+ * behind batch work just when it is already late: under emulation, where a
+ * wakeup often waits out a CPU hog's slice before the preemption lands,
+ * that turned 10 ms latency peaks into 50 ms ones. A task that really runs
+ * longer than its deadline per job (a hog that looked periodic) is still
+ * demoted, after that much CPU, so the CPU it takes first stays bounded.
  */
-static void check_overrun(struct dl_task *tctx, u64 now)
+static void check_overrun(struct dl_task *tctx, struct task_struct *p, u64 now)
 {
 	if ((s64)(now - tctx->deadline) < 0)
+		return;
+	if (!is_batch(tctx) && p->se.sum_exec_runtime - tctx->job_rt < tctx->rel)
 		return;
 	if (!is_batch(tctx))
 		__sync_fetch_and_add(&nr_overruns, 1);
@@ -166,7 +180,7 @@ void BPF_PROG(deadline_runnable, struct task_struct *p, u64 enq_flags)
 	if (!(enq_flags & SCX_ENQ_WAKEUP)) {
 		/* A new task, or one moved to sched_ext: a batch job. */
 		if (!tctx->deadline)
-			new_job(tctx, now, default_deadline_ns);
+			new_job(tctx, p, now, default_deadline_ns);
 		return;
 	}
 	gap = default_deadline_ns;
@@ -186,7 +200,7 @@ void BPF_PROG(deadline_runnable, struct task_struct *p, u64 enq_flags)
 	period = tctx->period < gap ? tctx->period : gap;
 	if (use_period && period && period < rel)
 		rel = period > min_deadline_ns ? period : min_deadline_ns;
-	new_job(tctx, now, rel);
+	new_job(tctx, p, now, rel);
 }
 
 /*
@@ -271,7 +285,7 @@ void BPF_PROG(deadline_enqueue, struct task_struct *p, u64 enq_flags)
 	}
 	/* Back from a slice end or a preemption: same job, same deadline. */
 	if (!(enq_flags & SCX_ENQ_WAKEUP))
-		check_overrun(tctx, now);
+		check_overrun(tctx, p, now);
 	dl = tctx->deadline;
 	if (is_batch(tctx))
 		__sync_fetch_and_add(&nr_batch, 1);
@@ -382,7 +396,7 @@ void BPF_PROG(deadline_dispatch, s32 cpu, struct task_struct *prev)
 	    bpf_ksym_exists(scx_bpf_task_set_slice)) {
 		prev_ctx = bpf_task_storage_get(&task_ctx, prev, 0, 0);
 		if (prev_ctx)
-			check_overrun(prev_ctx, now);
+			check_overrun(prev_ctx, prev, now);
 	}
 	/* This CPU is switching: not a victim (pick_victim skips rank 0). */
 	if (cpu >= 0 && cpu < MAX_CPUS)
@@ -411,7 +425,7 @@ void BPF_PROG(deadline_running, struct task_struct *p)
 		 * others) is demoted now, so that it runs with the rank it
 		 * goes back to the queue with.
 		 */
-		check_overrun(tctx, now);
+		check_overrun(tctx, p, now);
 		rank = rank_of(tctx);
 	}
 	if (cpu < MAX_CPUS)
