@@ -509,7 +509,7 @@ def analyze_workloads(
         else:
             from schedcp.analysis.workloads import render_checks
 
-            out.print(render_checks(checks), highlight=False, markup=False)
+            typer.echo(render_checks(checks))  # plain: a Markdown table must not be wrapped
         if not all(c.ok for c in checks):
             raise typer.Exit(1)
 
