@@ -80,3 +80,36 @@ def test_cgroup_weights_is_multi_tenant_and_pipe_wakers_are_real(vm: Sandbox, tm
     top = pipe.wake_pairs[0]
     assert (top.waker, top.wakee) == ("sched-pipe", "sched-pipe"), pipe.wake_pairs[:5]
     assert pins_left(vm) == []
+
+
+def test_attaching_to_a_cgroup_in_the_sandbox(vm: Sandbox) -> None:
+    """--cgroup on the sandbox kernel's cgroup2 root (the host test uses the host's hybrid
+    hierarchy): a workload already running in the cgroup, observed for a duration, its
+    processes found from cgroup.procs and traced."""
+    from schedcp.analysis.engine import analyze
+
+    cg = "/sys/fs/cgroup/schedcp_attach_test"
+    # setsid: the workload must outlive the command that starts it (the agent ends a command's
+    # whole process group when it returns).
+    start = (
+        f"mkdir -p {cg} && setsid sh -c 'echo $$ > {cg}/cgroup.procs; "
+        "exec stress-ng --cpu 1 --cpu-load 50 --timeout 60s' </dev/null >/dev/null 2>&1 & "
+        f'for i in $(seq 50); do [ -n "$(cat {cg}/cgroup.procs)" ] && break; sleep 0.1; done; cat {cg}/cgroup.procs'
+    )
+    started = vm.run(["sh", "-c", start], timeout=60)
+    assert started.rc == 0, started.stderr
+    assert started.stdout.split(), "the workload did not start in the cgroup"
+    try:
+        p = analyze(vm, Target(kind="cgroup", cgroup=cg), where="sandbox", duration_s=3.0, interval_s=0.5)
+    finally:
+        vm.run(["sh", "-c", f"echo 1 > {cg}/cgroup.kill; sleep 0.5; rmdir {cg} || true"], timeout=60)
+    assert p.target.kind == "cgroup"
+    assert p.exit_code is None
+    assert 2.5 <= p.window_s <= 30
+    assert any(path.endswith("schedcp_attach_test") for path in p.cgroups), p.cgroups
+    assert any(s.comm.startswith("stress-ng") for s in p.processes), [s.comm for s in p.processes]
+    assert p.totals.cpu_s > 0.5  # one hog at 50% of a CPU for 3 s, plus its parent
+    assert p.runq_latency is not None
+    assert {s.name for s in p.sources if s.available} >= {"bpf", "procfs", "cgroup"}, p.missing
+    assert p.classes
+    assert pins_left(vm) == []
