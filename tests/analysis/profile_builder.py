@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from schedcp.analysis.profile import (
+from schedcp.models.profile import (
     CgroupUsage,
     Distribution,
     Histogram,

@@ -13,7 +13,8 @@ import pytest
 
 from schedcp.analysis import classify as rules
 from schedcp.analysis.classify import classify, signals
-from schedcp.analysis.profile import JobSizes, WorkloadClass, WorkloadProfile
+from schedcp.models.profile import JobSizes, WorkloadProfile
+from schedcp.models.vocabulary import WorkloadClass
 
 from .profile_builder import BENCHMARK_PROFILES, dist, make_profile, proc
 
@@ -118,8 +119,8 @@ def test_raw_collections_from_the_engine_classify_cleanly(path: Path) -> None:
     """Whatever the collection side records in tests/data/analysis: classes are well-formed."""
     measure = pytest.importorskip("schedcp.analysis.measure")
     raw_mod = pytest.importorskip("schedcp.analysis.raw")
-    from schedcp.analysis.profile import Target
     from schedcp.analysis.summary import summarize
+    from schedcp.models.profile import Target
 
     raw = raw_mod.RawCollection.model_validate_json(path.read_text())
     target = Target(kind=raw.target.kind, command=raw.target.command, pid=raw.target.pid, cgroup=raw.target.cgroup)

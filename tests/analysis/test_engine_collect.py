@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from schedcp.analysis.engine import PIN_PREFIX, collect
-from schedcp.analysis.profile import Target
 from schedcp.config import SandboxSettings, Settings
 from schedcp.errors import AnalysisError
 from schedcp.models import CommandResult
+from schedcp.models.profile import Target
 
 DATA = Path(__file__).parent.parent / "data" / "analysis"
 CMD = Target(kind="command", command=["perf", "bench", "sched", "pipe"])

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from schedcp.analysis.engine import analyze_on_host, build_tracer, collector_script
-from schedcp.analysis.profile import Target, WorkloadProfile
 from schedcp.errors import AnalysisError, SchedcpError
+from schedcp.models.profile import Target, WorkloadProfile
 
 BPFFS = Path("/sys/fs/bpf")
 # A small fork loop of busy jobs whose sizes grow (0 to 48400 shell loop iterations, the

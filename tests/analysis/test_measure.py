@@ -23,8 +23,8 @@ from schedcp.analysis.measure import (
     hist_record,
     merge_hists,
 )
-from schedcp.analysis.profile import Distribution, WorkloadProfile
 from schedcp.analysis.raw import RawCgroupCpu, RawCollection, RawHist
+from schedcp.models.profile import Distribution, WorkloadProfile
 
 DATA = Path(__file__).parent.parent / "data" / "analysis"
 

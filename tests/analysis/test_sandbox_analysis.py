@@ -8,7 +8,7 @@ import pytest
 
 from schedcp.analysis.engine import collect, finish_profile, measure_overhead
 from schedcp.analysis.measure import build_profile
-from schedcp.analysis.profile import Target
+from schedcp.models.profile import Target
 from schedcp.sandbox import Sandbox
 
 pytestmark = pytest.mark.sandbox

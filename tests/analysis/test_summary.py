@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from schedcp.analysis.classify import classify
-from schedcp.analysis.profile import Classification
 from schedcp.analysis.summary import ADVICE, MAX_WORDS, summarize
+from schedcp.models.profile import Classification
 
 from .profile_builder import BENCHMARK_PROFILES, make_profile, proc
 from .test_classify import procfs_only

@@ -9,9 +9,10 @@ import pytest
 
 from schedcp.analysis import workloads as wl
 from schedcp.analysis.classify import classify
-from schedcp.analysis.profile import WorkloadProfile
-from schedcp.bench.workload import Prepared, WorkloadInfo
+from schedcp.bench.workload import Prepared
 from schedcp.errors import SchedcpError
+from schedcp.models.bench import WorkloadInfo
+from schedcp.models.profile import WorkloadProfile
 
 from .profile_builder import messaging, wakeup_server
 

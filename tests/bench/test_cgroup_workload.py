@@ -15,8 +15,9 @@ import pytest
 
 from schedcp.bench.registry import all_workloads
 from schedcp.bench.workload import WorkloadOutputError, guest_file
-from schedcp.bench.workloads.cgroup import SIZES, CgroupWeights, parse_cgroup_report
+from schedcp.bench.workloads.cgroup import CgroupWeights, parse_cgroup_report
 from schedcp.models import CommandResult
+from schedcp.models.vocabulary import SIZES
 
 DATA = Path(__file__).parents[1] / "data" / "bench"
 
@@ -68,7 +69,7 @@ def test_share_error_is_the_distance_from_the_weight_share() -> None:
 def test_sizes_and_registry() -> None:
     workload = all_workloads()["cgroup-weights"]
     assert isinstance(workload, CgroupWeights)
-    assert workload.info.sizes == SIZES
+    assert workload.info.sizes == list(SIZES)
     assert workload.info.workload_class == "multi-tenant"
     for size in SIZES:
         p = workload.params(size)

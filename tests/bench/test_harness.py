@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from schedcp.bench.harness import run_ab, summarize
-from schedcp.bench.workload import Metric, Prepared, Size, WorkloadInfo, WorkloadOutputError, require_ok
+from schedcp.bench.workload import Prepared, WorkloadOutputError, require_ok
 from schedcp.models import CommandResult
+from schedcp.models.bench import Metric, WorkloadInfo
+from schedcp.models.vocabulary import Size
 from schedcp.runner import CommandRunner, HostRunner
 
 
@@ -19,7 +21,7 @@ class Counter:
         name="counter",
         version="1",
         summary="test workload",
-        workload_class="test",
+        workload_class="cpu-bound-batch",
         metrics=[
             Metric(name="n", unit="count", better="higher"),
             Metric(name="t", unit="s", better="lower"),

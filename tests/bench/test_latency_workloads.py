@@ -20,7 +20,6 @@ import pytest
 
 from schedcp.bench.workload import Workload, WorkloadOutputError, build_c_program, c_source
 from schedcp.bench.workloads.latency import (
-    SIZES,
     Cyclictest,
     MixedInteractiveBatch,
     StressNgMix,
@@ -29,6 +28,7 @@ from schedcp.bench.workloads.latency import (
     parse_stress_ng_metrics,
 )
 from schedcp.models import CommandResult
+from schedcp.models.vocabulary import SIZES
 
 DATA = Path(__file__).parents[1] / "data" / "bench"
 NAMES = ["wakeup-latency", "mixed-interactive-batch", "cyclictest", "stress-ng-mix"]
@@ -66,7 +66,7 @@ def test_workload_infos_are_consistent() -> None:
     infos = [w.info for w in latency_workloads()]
     assert [i.name for i in infos] == NAMES
     for info in infos:
-        assert info.sizes == SIZES
+        assert info.sizes == list(SIZES)
         assert info.default_size in info.sizes
         assert len({m.name for m in info.metrics}) == len(info.metrics)
         assert all(m.name.endswith(("_us", "_s", "rps")) for m in info.metrics)

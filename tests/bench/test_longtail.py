@@ -20,7 +20,6 @@ import pytest
 
 from schedcp.bench.workload import Prepared, WorkloadOutputError, guest_file
 from schedcp.bench.workloads.longtail import (
-    SIZES,
     WORKLOAD_CLASS,
     LongTailAwk,
     LongTailChecksum,
@@ -35,6 +34,7 @@ from schedcp.bench.workloads.longtail import (
 )
 from schedcp.errors import SchedcpError
 from schedcp.models import CommandResult
+from schedcp.models.vocabulary import SIZES
 from schedcp.runner import HostRunner
 
 DATA = Path(__file__).parents[1] / "data" / "bench"

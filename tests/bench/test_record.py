@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from schedcp.bench.harness import SchedulerChoice, run_ab
+from schedcp.bench.harness import run_ab
 from schedcp.bench.service import record_in_repository
 from schedcp.bpf.policy import find_policy
 from schedcp.config import Settings
+from schedcp.models.bench import SchedulerChoice
 from schedcp.repository import open_repository
 from schedcp.runner import HostRunner
 

@@ -17,11 +17,11 @@ from typer.testing import CliRunner, Result
 
 from schedcp.analysis import engine
 from schedcp.analysis.classify import classify
-from schedcp.analysis.profile import Target, WorkloadProfile
 from schedcp.analysis.summary import summarize
 from schedcp.cli import analyze as analyze_cli
 from schedcp.cli.main import app
 from schedcp.errors import AnalysisError
+from schedcp.models.profile import Target, WorkloadProfile
 
 
 def invoke(*args: str) -> Result:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from schedcp.bench.harness import BenchResult, Sample, SchedulerChoice, summarize
-from schedcp.bench.workload import Metric, WorkloadInfo
+from schedcp.bench.harness import summarize
 from schedcp.cli.main import app
+from schedcp.models.bench import BenchResult, Metric, Sample, SchedulerChoice, WorkloadInfo
 from schedcp.repository import open_repository
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "repo_policies"

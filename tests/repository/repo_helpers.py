@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from schedcp.bench.harness import BenchResult, Sample, SchedulerChoice, summarize
-from schedcp.bench.workload import Metric, WorkloadInfo
-from schedcp.bpf.policy import TunableValue
+from schedcp.bench.harness import summarize
+from schedcp.models.bench import BenchResult, Metric, Sample, SchedulerChoice, WorkloadInfo
+from schedcp.models.vocabulary import TunableValue
 from schedcp.repository import open_repository
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "repo_policies"

@@ -14,7 +14,7 @@ STEADY = [100.0, 101.0, 99.0, 100.0, 102.0]
 
 
 def _policy(repo: PolicyRepository, tmp_path: Path, name: str) -> str:
-    return repo.add_policy(make_policy(tmp_path, name, classes=["latency-critical"])).version
+    return repo.add_policy(make_policy(tmp_path, name, classes=["latency-critical-server"])).version
 
 
 def test_record_benchmark_keeps_the_primary_metric_and_the_whole_result(repo: PolicyRepository, tmp_path: Path) -> None:

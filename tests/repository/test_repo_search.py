@@ -27,7 +27,7 @@ def test_latency_sensitive_web_server_ranks_the_latency_policy_first(library: Po
     assert any(r.startswith("suits latency-critical") for r in top.reasons)
     batch = next(h for h in hits if h.name == "batchfifo")
     assert batch.penalty > 0
-    assert "latency-critical" in batch.unsuited_matched
+    assert "latency-critical-server" in batch.unsuited_matched
     assert names(hits).index("batchfifo") > names(hits).index("vfair")  # unsuited ranks below neutral
 
 
@@ -85,7 +85,7 @@ def test_query_syntax_cannot_leak_into_the_engines(library: PolicyRepository, na
 
 def test_docs_changes_and_new_versions_reindex(repo: PolicyRepository, tmp_path: Path) -> None:
     repo.add_policy(make_policy(tmp_path, "p", summary="Plain.", classes=["cpu-bound-batch"]))
-    repo.add_policy(make_policy(tmp_path, "q", summary="Plain.", classes=["general-purpose"]))
+    repo.add_policy(make_policy(tmp_path, "q", summary="Plain.", classes=["mixed-interactive-batch"]))
     assert names(repo.search("periodic deadlines")) == []
     repo.add_policy(make_policy(tmp_path, "q", summary="For periodic deadlines.", classes=["periodic-soft-realtime"]))
     assert names(repo.search("periodic deadlines")) == ["q"]

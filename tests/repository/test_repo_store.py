@@ -44,7 +44,7 @@ def test_version_id_covers_code_and_tunables_not_docs(tmp_path: Path) -> None:
 
     base = vid()
     assert vid() == base  # deterministic
-    assert vid(summary="Other words.", description="More.", classes=["batch"], readme="# new\n") == base
+    assert vid(summary="Other words.", description="More.", classes=["batch-long-tail"], readme="# new\n") == base
     assert vid(label="9.9.9") == base
     assert vid(code="v2") != base  # source
     assert vid(default=6_000_000) != base  # a tunable default
@@ -125,7 +125,7 @@ def test_readding_known_content(repo: PolicyRepository, tmp_path: Path) -> None:
 
 
 def test_docs_only_change_keeps_the_version_and_is_logged(repo: PolicyRepository, tmp_path: Path) -> None:
-    v1 = repo.add_policy(make_policy(tmp_path, "p", summary="Old words.", classes=["batch"]))
+    v1 = repo.add_policy(make_policy(tmp_path, "p", summary="Old words.", classes=["batch-long-tail"]))
     repo.record_verification(v1.version, {"ok": True}, passed=True)
     r = repo.add_policy(make_policy(tmp_path, "p", summary="New words.", classes=["cpu-bound-batch"], readme="# x\n"))
     assert (r.status, r.version) == ("docs-updated", v1.version)
@@ -157,7 +157,7 @@ def test_history_lists_versions_results_and_events(repo: PolicyRepository, tmp_p
 
 
 def test_remove_is_soft(repo: PolicyRepository, tmp_path: Path) -> None:
-    v1 = repo.add_policy(make_policy(tmp_path, "gone", summary="Latency things.", classes=["latency-critical"]))
+    v1 = repo.add_policy(make_policy(tmp_path, "gone", summary="Latency things.", classes=["latency-critical-server"]))
     repo.add_policy(make_policy(tmp_path, "kept"))
     hist = repo.remove("gone")
     assert hist.removed_at is not None
@@ -172,7 +172,9 @@ def test_remove_is_soft(repo: PolicyRepository, tmp_path: Path) -> None:
         repo.remove("gone")
     with pytest.raises(PolicyNotFound):
         repo.remove("never")
-    back = repo.add_policy(make_policy(tmp_path, "gone", summary="Latency things.", classes=["latency-critical"]))
+    back = repo.add_policy(
+        make_policy(tmp_path, "gone", summary="Latency things.", classes=["latency-critical-server"])
+    )
     assert back.status == "restored"
     assert repo.search("latency")[0].name == "gone"
 

@@ -37,14 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from schedcp.analysis.profile import (
-    CgroupUsage,
-    Classification,
-    JobSizes,
-    ProcessStats,
-    WorkloadClass,
-    WorkloadProfile,
-)
+from schedcp.models.profile import CgroupUsage, Classification, JobSizes, ProcessStats, WorkloadProfile
+from schedcp.models.vocabulary import WorkloadClass
 
 # -- thresholds ----------------------------------------------------------------------------
 

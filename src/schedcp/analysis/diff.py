@@ -13,7 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from schedcp.analysis.profile import WorkloadClass, WorkloadProfile
+from schedcp.models.profile import WorkloadProfile
+from schedcp.models.vocabulary import WorkloadClass
 
 # A change of 1.5x either way is beyond run-to-run noise in the emulated sandbox (repeated
 # benchmark runs there vary by up to ~20%), so it is worth a reader's attention.

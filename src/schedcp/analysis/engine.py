@@ -46,12 +46,14 @@ from pathlib import Path
 from pydantic import BaseModel, Field, ValidationError
 
 from schedcp.analysis.measure import build_profile
-from schedcp.analysis.profile import Target, Where, WorkloadProfile
 from schedcp.analysis.raw import RawCollection
-from schedcp.bench.stats import RatioSummary, compare
+from schedcp.bench.stats import compare
 from schedcp.config import Settings, load_settings
 from schedcp.errors import AnalysisError, SchedcpError
 from schedcp.models import CommandResult
+from schedcp.models.bench import RatioSummary
+from schedcp.models.profile import Target, Where, WorkloadProfile
+from schedcp.models.vocabulary import Size
 from schedcp.runner import CommandRunner, HostRunner
 
 log = logging.getLogger(__name__)
@@ -256,7 +258,7 @@ class OverheadReport(BaseModel):
     in one boot (A B A B ..., the first round a discarded warm-up), compared by medians."""
 
     workload: str
-    size: str
+    size: Size
     repeat: int
     untraced: dict[str, list[float]] = Field(description="metric -> values of the measured untraced runs")
     traced: dict[str, list[float]]
@@ -282,7 +284,7 @@ class OverheadReport(BaseModel):
 def measure_overhead(
     runner: CommandRunner,
     repeat: int = 3,
-    size: str = "small",
+    size: Size = "small",
     *,
     where: Where | None = None,
     settings: Settings | None = None,

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from schedcp.analysis.profile import (
+from schedcp.analysis.raw import RawCollection, RawCommStats, RawExited, RawHist, RawThread
+from schedcp.models.profile import (
     CgroupUsage,
     Distribution,
     Histogram,
@@ -40,7 +41,6 @@ from schedcp.analysis.profile import (
     Where,
     WorkloadProfile,
 )
-from schedcp.analysis.raw import RawCollection, RawCommStats, RawExited, RawHist, RawThread
 
 # The tracer's histogram size (sched_trace.bpf.c NBUCKETS): the last slot is open-ended.
 NBUCKETS = 41

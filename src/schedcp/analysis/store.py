@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ValidationError
 
-from schedcp.analysis.profile import TargetKind, Where, WorkloadClass, WorkloadProfile
 from schedcp.config import Settings, load_settings
 from schedcp.errors import RepositoryError
+from schedcp.models.profile import TargetKind, Where, WorkloadProfile
+from schedcp.models.vocabulary import WorkloadClass
 from schedcp.repository.db import Database, Row, now, open_database
 
 if TYPE_CHECKING:

@@ -9,7 +9,8 @@ lower-priority parts (second class, more evidence, top processes) are dropped fi
 
 from __future__ import annotations
 
-from schedcp.analysis.profile import Classification, WorkloadClass, WorkloadProfile
+from schedcp.models.profile import Classification, WorkloadProfile
+from schedcp.models.vocabulary import WorkloadClass
 
 MAX_WORDS = 300
 MAX_EVIDENCE = 3

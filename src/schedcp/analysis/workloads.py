@@ -18,11 +18,11 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from schedcp.analysis.engine import analyze
-from schedcp.analysis.profile import Target, Where, WorkloadProfile
 from schedcp.bench.registry import all_workloads, get_workload
-from schedcp.bench.workload import Size
 from schedcp.config import Settings
 from schedcp.errors import SchedcpError
+from schedcp.models.profile import Target, Where, WorkloadProfile
+from schedcp.models.vocabulary import Size
 from schedcp.runner import CommandRunner
 
 log = logging.getLogger(__name__)

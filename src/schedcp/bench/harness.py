@@ -14,80 +14,23 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
 
-from pydantic import BaseModel, Field
-
-from schedcp.bench.stats import RatioSummary, SideStats, compare, side_stats
-from schedcp.bench.workload import Prepared, Size, Workload, WorkloadInfo, WorkloadOutputError
+from schedcp.bench.stats import compare, side_stats
+from schedcp.bench.workload import Prepared, Workload, WorkloadOutputError
 from schedcp.bpf.build import BuiltPolicy
-from schedcp.bpf.policy import TunableValue
 from schedcp.errors import PolicyEjected, SchedcpError
 from schedcp.models import BootInfo
+from schedcp.models.bench import DEFAULT, BenchResult, MetricResult, Sample, SchedulerChoice, Side, WorkloadInfo
+from schedcp.models.vocabulary import Size
 from schedcp.runner import CommandRunner
 from schedcp.runtime.session import run_under_policy
 
 log = logging.getLogger(__name__)
 
-Side = Literal["baseline", "candidate"]
-DEFAULT = "default"
 EMULATION_NOTE = (
     "Measured in a sandbox VM under software emulation (TCG): absolute times are not this workload's speed "
     "on real hardware; only the ratios between schedulers measured in the same boot are meaningful."
 )
-
-
-class SchedulerChoice(BaseModel):
-    """One side of the comparison: the kernel's default scheduler or a built policy."""
-
-    name: str = Field(description="'default' (the kernel's own scheduler, EEVDF) or a policy name")
-    tunables: dict[str, TunableValue] = Field(default_factory=dict)
-    object_sha256: str | None = None
-
-
-class Sample(BaseModel):
-    side: Side
-    round: int
-    warmup: bool
-    metrics: dict[str, float]
-    duration_s: float
-    policy_stats: dict[str, Any] = Field(default_factory=dict)
-    scheduler_after_run: str | None = Field(
-        None, description="sched_ext state and scheduler after a policy run, e.g. 'enabled:fifo'; None for default"
-    )
-
-
-class MetricResult(BaseModel):
-    name: str
-    unit: str
-    better: Literal["lower", "higher"]
-    baseline: SideStats
-    candidate: SideStats | None = None
-    comparison: RatioSummary | None = None
-
-
-class BenchResult(BaseModel):
-    """One benchmark session: everything needed to audit and re-read it later."""
-
-    id: str
-    created: str
-    host: str
-    workload: WorkloadInfo
-    size: Size
-    repeat: int
-    baseline: SchedulerChoice
-    candidate: SchedulerChoice | None
-    boot: BootInfo | None
-    emulated: bool
-    note: str = ""
-    samples: list[Sample]
-    metrics: list[MetricResult]
-
-    def metric(self, name: str) -> MetricResult:
-        for m in self.metrics:
-            if m.name == name:
-                return m
-        raise KeyError(name)
 
 
 def _run_side(

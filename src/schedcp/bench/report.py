@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from schedcp.bench.harness import BenchResult
 from schedcp.errors import SchedcpError
 from schedcp.fsutil import atomic_write
+from schedcp.models.bench import BenchResult
 
 
 def default_name(result: BenchResult) -> str:

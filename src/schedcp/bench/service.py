@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from schedcp.bench.harness import DEFAULT, BenchResult, run_ab
+from schedcp.bench.harness import run_ab
 from schedcp.bench.registry import get_workload
 from schedcp.bench.report import default_name, save_json
 from schedcp.bench.report import plot as draw
@@ -17,6 +17,8 @@ from schedcp.bpf.policy import Policy, find_policy
 from schedcp.config import Settings, load_settings
 from schedcp.errors import VersionNotFound
 from schedcp.fsutil import atomic_write
+from schedcp.models.bench import DEFAULT, BenchResult
+from schedcp.models.vocabulary import Size
 from schedcp.sandbox import Sandbox, find_kernel
 from schedcp.sandbox.kernel import Kernel
 
@@ -69,7 +71,7 @@ def bench_in_sandbox(
     overrides: dict[str, str] | None = None,
     baseline: str = DEFAULT,
     repeat: int = 3,
-    size: str | None = None,
+    size: Size | None = None,
     settings: Settings | None = None,
     output: Path | None = None,
     plot: bool = False,
@@ -110,7 +112,7 @@ def suite_in_sandbox(
     workloads: list[str] | None = None,
     overrides: dict[str, str] | None = None,
     repeat: int = 3,
-    size: str | None = None,
+    size: Size | None = None,
     settings: Settings | None = None,
     out_dir: Path | None = None,
     progress: Callable[[str], None] = log.info,

@@ -11,32 +11,8 @@ from __future__ import annotations
 import random
 import statistics
 from collections.abc import Sequence
-from typing import Literal
 
-from pydantic import BaseModel, Field
-
-Better = Literal["lower", "higher"]
-Verdict = Literal["better", "worse", "not significant", "no interval"]
-
-
-class SideStats(BaseModel):
-    n: int
-    median: float
-    min: float
-    max: float
-    values: list[float]
-
-
-class RatioSummary(BaseModel):
-    """Candidate against baseline for one metric."""
-
-    ratio: float = Field(description="median(candidate) / median(baseline)")
-    ci_low: float | None = Field(description="2.5th percentile of the bootstrap ratio; None with < 2 runs a side")
-    ci_high: float | None
-    confidence: float = 0.95
-    significant: bool = Field(description="the interval excludes 1")
-    gain: float = Field(description="how many times better the candidate is (> 1 better), whatever the direction")
-    verdict: Verdict
+from schedcp.models.bench import Better, RatioSummary, SideStats, Verdict
 
 
 def side_stats(values: Sequence[float]) -> SideStats:

@@ -14,17 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Literal, Protocol
-
-from pydantic import BaseModel, Field
+from typing import Protocol
 
 from schedcp.errors import BuildError, SchedcpError
 from schedcp.fsutil import atomic_write
 from schedcp.models import CommandResult
+from schedcp.models.bench import WorkloadInfo
+from schedcp.models.vocabulary import Size
 from schedcp.runner import CommandRunner
-
-Better = Literal["lower", "higher"]
-Size = str  # "small" (default: about a minute in the emulated 2-vCPU sandbox), "medium", "large", "full"
 
 
 class WorkloadOutputError(SchedcpError):
@@ -39,28 +36,6 @@ class WorkloadOutputError(SchedcpError):
             )
         super().__init__(message + tail)
         self.result = result
-
-
-class Metric(BaseModel):
-    """One number a workload reports, and which direction is better."""
-
-    name: str
-    unit: str
-    better: Better
-    description: str = ""
-
-
-class WorkloadInfo(BaseModel):
-    """The public description of a workload (what `schedcp bench list` shows)."""
-
-    name: str
-    version: str
-    summary: str
-    workload_class: str = Field(description="the class of workload it stands for, as the analysis engine names it")
-    metrics: list[Metric]
-    primary: str = Field(description="the metric a one-line verdict is based on")
-    sizes: list[Size]
-    default_size: Size = "small"
 
 
 @dataclass

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from schedcp.bpf.policy import Policy, TunableValue
+from schedcp.bpf.policy import Policy
 from schedcp.bpf.rodata import apply_tunables
 from schedcp.bpf.toolchain import compile_policy, file_sha256
+from schedcp.models.vocabulary import TunableValue
 from schedcp.sandbox.kernel import Kernel
 
 

@@ -18,11 +18,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from schedcp.errors import PolicyError, PolicyNotFound
+from schedcp.models.vocabulary import LEGACY_CLASSES, WORKLOAD_CLASSES, TunableValue, WorkloadClass
 
 TunableType = Literal["u32", "u64", "s32", "s64", "bool", "str16"]
 # str16: a C `char name[16]` holding up to 15 printable ASCII characters, e.g. a task-name
 # prefix (TASK_COMM_LEN is 16), so a policy can be told which processes are which.
-TunableValue = int | bool | str
 STR16_MAX = 15
 
 _RANGES: dict[str, tuple[int, int]] = {
@@ -140,11 +140,31 @@ class PolicySpec(BaseModel):
     version: str = "0.1.0"
     summary: str
     description: str = ""
-    workload_classes: list[str] = Field(default_factory=list)
-    unsuited_classes: list[str] = Field(default_factory=list)
+    workload_classes: list[WorkloadClass] = Field(
+        default_factory=list, description="classes it is made for (schedcp.models.vocabulary, docs/classes.md)"
+    )
+    unsuited_classes: list[WorkloadClass] = Field(
+        default_factory=list, description="classes it is known to hurt: search ranks it down for them"
+    )
     kernel_features: list[str] = Field(default_factory=lambda: ["sched_ext"])
     tunables: dict[str, TunableSpec] = Field(default_factory=dict)
     stats: dict[str, StatSpec] = Field(default_factory=dict)
+
+    @classmethod
+    def from_stored(cls, data: dict[str, object]) -> PolicySpec:
+        """A spec stored by an earlier schedcp, whose classes may predate the one vocabulary.
+
+        Versions are immutable, so their stored policy.toml cannot be fixed: names from before
+        the vocabulary map to the class they meant (LEGACY_CLASSES), names with no counterpart
+        are dropped, so an old repository stays readable.
+        """
+        fixed = dict(data)
+        for key in ("workload_classes", "unsuited_classes"):
+            names = fixed.get(key)
+            if isinstance(names, list):
+                mapped = [LEGACY_CLASSES.get(str(n), n) for n in names]
+                fixed[key] = list(dict.fromkeys(n for n in mapped if n in WORKLOAD_CLASSES))
+        return cls.model_validate(fixed)
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ from pathlib import Path
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
-from schedcp.bpf.policy import SIZES, TunableType, TunableValue
+from schedcp.bpf.policy import SIZES, TunableType
 from schedcp.errors import BuildError
+from schedcp.models.vocabulary import TunableValue
 
 _FORMATS = {"u32": "<I", "u64": "<Q", "s32": "<i", "s64": "<q", "bool": "<B"}
 

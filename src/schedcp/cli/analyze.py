@@ -27,11 +27,12 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from schedcp.errors import SchedcpError
+from schedcp.models.vocabulary import Size
 
 if TYPE_CHECKING:
     from schedcp.analysis.engine import OverheadReport
-    from schedcp.analysis.profile import Target, WorkloadProfile
     from schedcp.config import Settings
+    from schedcp.models.profile import Target, WorkloadProfile
 
 COMMAND_KEY = "schedcp.analyze.command"
 out = Console()
@@ -169,7 +170,7 @@ def print_profile(profile: WorkloadProfile, stored_id: str | None) -> None:
 
 
 def _target(command: list[str] | None, pid: int | None, cgroup: str | None) -> Target:
-    from schedcp.analysis.profile import Target
+    from schedcp.models.profile import Target
 
     given = [name for name, v in (("a command after --", command), ("--pid", pid), ("--cgroup", cgroup)) if v]
     if len(given) > 1:
@@ -251,7 +252,7 @@ def analyze(
             raise typer.BadParameter(f"a target cannot be combined with the {ctx.invoked_subcommand} subcommand")
         return
     if schema:
-        from schedcp.analysis.profile import WorkloadProfile
+        from schedcp.models.profile import WorkloadProfile
 
         _emit(WorkloadProfile.model_json_schema())
         return
@@ -400,7 +401,7 @@ def analyze_diff(
     _guarded(go)
 
 
-def overhead_in_sandbox(settings: Settings, repeat: int, size: str) -> OverheadReport:
+def overhead_in_sandbox(settings: Settings, repeat: int, size: Size) -> OverheadReport:
     """One sandbox boot: the wakeup-latency benchmark untraced and traced, alternating."""
     from schedcp.analysis import engine
     from schedcp.sandbox import Sandbox
@@ -413,7 +414,7 @@ def overhead_in_sandbox(settings: Settings, repeat: int, size: str) -> OverheadR
 def analyze_overhead(
     ctx: typer.Context,
     repeat: Annotated[int, typer.Option("--repeat", min=1, max=50, help="measured rounds, after one warm-up")] = 3,
-    size: Annotated[str, typer.Option("--size", help="wakeup-latency size (see `bench list`)")] = "small",
+    size: Annotated[Size, typer.Option("--size", help="wakeup-latency size (see `bench list`)")] = "small",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write the report JSON here")] = None,
     db: DbOpt = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="do not store the traced profile")] = False,
@@ -446,17 +447,13 @@ def analyze_overhead(
 
 
 def workloads_in_sandbox(
-    settings: Settings, names: list[str], size: str | None, progress: Callable[[Any], None]
+    settings: Settings, names: list[str], size: Size | None, progress: Callable[[Any], None]
 ) -> list[Any]:
     """One sandbox boot: every named benchmark workload profiled and its class checked."""
     import tempfile
 
     from schedcp.analysis.workloads import check_workloads
     from schedcp.sandbox import Sandbox
-
-    sizes = ("tiny", "small", "medium", "large", "full")
-    if size is not None and size not in sizes:
-        raise SchedcpError(f"--size must be one of {', '.join(sizes)}, not {size!r}")
 
     with tempfile.TemporaryDirectory(prefix="schedcp-analyze-") as tmp, Sandbox(settings) as vm:
         return check_workloads(
@@ -476,7 +473,7 @@ def analyze_workloads(
     names: Annotated[
         list[str] | None, typer.Argument(help="benchmark workloads (default: all; see `bench list`)")
     ] = None,
-    size: Annotated[str | None, typer.Option("--size", help="workload size (default: each one's default)")] = None,
+    size: Annotated[Size | None, typer.Option("--size", help="workload size (default: each one's default)")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write the checks as JSON here")] = None,
     db: DbOpt = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="do not store the profiles")] = False,

@@ -20,6 +20,7 @@ from schedcp import __version__
 from schedcp.cli.analyze import analyze_app
 from schedcp.config import Settings, load_settings
 from schedcp.errors import SchedcpError
+from schedcp.models.vocabulary import Size
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -719,7 +720,7 @@ def bench_run(
     set_: Annotated[list[str] | None, typer.Option("--set", help="candidate tunable NAME=VALUE (repeatable)")] = None,
     baseline: Annotated[str, typer.Option(help="'default' (the kernel's scheduler) or a policy")] = "default",
     repeat: Annotated[int, typer.Option(min=1, max=100, help="measured runs a side, after one warm-up")] = 3,
-    size: Annotated[str | None, typer.Option(help="workload size (see `bench list`)")] = None,
+    size: Annotated[Size | None, typer.Option(help="workload size (see `bench list`)")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="JSON result file")] = None,
     plot: Annotated[bool, typer.Option("--plot", help="also write a PNG (next to the JSON)")] = False,
     vcpus: VcpuOpt = None,
@@ -761,7 +762,7 @@ def bench_suite(
     ] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="candidate tunable NAME=VALUE (repeatable)")] = None,
     repeat: Annotated[int, typer.Option(min=1, max=100, help="measured runs a side, after one warm-up")] = 3,
-    size: Annotated[str | None, typer.Option(help="size for every workload (default: each one's default)")] = None,
+    size: Annotated[Size | None, typer.Option(help="size for every workload (default: each one's default)")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="folder for the results")] = None,
     vcpus: VcpuOpt = None,
     memory: MemOpt = None,

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from schedcp import __version__
-from schedcp.bench.harness import BenchResult
 from schedcp.errors import CorruptArchive, PolicyError, RepositoryError
+from schedcp.models.bench import BenchResult
 from schedcp.repository.content import META, README, PolicyContent, canonical_json, content_from_texts, sha256_hex
 from schedcp.repository.db import SCHEMA_VERSION, Row, Tx, now
 from schedcp.repository.models import Author, ExportReport, ImportReport

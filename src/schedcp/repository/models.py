@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from schedcp.bpf.policy import PolicySpec, TunableValue
+from schedcp.bpf.policy import PolicySpec
+from schedcp.models.vocabulary import TunableValue
 
 Author = Literal["builtin", "user", "agent"]
 AddStatus = Literal["added", "unchanged", "docs-updated", "head-moved", "restored"]

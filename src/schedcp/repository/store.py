@@ -29,10 +29,10 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
 
-from schedcp.bench.harness import BenchResult
 from schedcp.bpf.policy import Policy, PolicySpec, builtin_dir
 from schedcp.config import Settings, load_settings
 from schedcp.errors import DuplicatePolicy, PolicyError, PolicyNotFound, RepositoryError, VersionNotFound
+from schedcp.models.bench import BenchResult
 from schedcp.repository import search as ranking
 from schedcp.repository.content import META, PolicyContent, canonical_json, read_policy, sha256_hex
 from schedcp.repository.db import Database, Row, Tx, now, open_database
@@ -74,7 +74,7 @@ def _tier(verdict: str) -> Tier:
 
 
 def _spec(policy_toml: str) -> PolicySpec:
-    return PolicySpec.model_validate(tomllib.loads(policy_toml))
+    return PolicySpec.from_stored(tomllib.loads(policy_toml))
 
 
 def _inverse(x: float | None) -> float | None:

@@ -18,10 +18,11 @@ from pydantic import BaseModel, Field
 
 from schedcp.bpf import loader
 from schedcp.bpf.build import BuiltPolicy, build_policy
-from schedcp.bpf.policy import TunableValue, find_policy
+from schedcp.bpf.policy import find_policy
 from schedcp.config import Settings, load_settings
 from schedcp.errors import DeployError, LostVMError, SchedcpError
 from schedcp.models import BootInfo, CommandResult
+from schedcp.models.vocabulary import TunableValue
 from schedcp.runner import CommandRunner
 from schedcp.sandbox import Sandbox, find_kernel
 

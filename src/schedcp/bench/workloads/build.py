@@ -12,24 +12,17 @@ import glob
 import json
 from pathlib import Path
 
-from schedcp.bench.workload import (
-    Metric,
-    Prepared,
-    Size,
-    WorkloadInfo,
-    WorkloadOutputError,
-    check_size,
-    guest_file,
-    require_ok,
-)
+from schedcp.bench.workload import Prepared, WorkloadOutputError, check_size, guest_file, require_ok
 from schedcp.config import load_settings
 from schedcp.errors import SetupError
 from schedcp.models import CommandResult
+from schedcp.models.bench import Metric, WorkloadInfo
+from schedcp.models.vocabulary import Size
 from schedcp.runner import CommandRunner
 
 # A few objects for tests, the whole interpreter by default, more parallelism for bigger machines.
 _LUA_TINY_TARGETS = ["-C", "src", "lapi.o", "lcode.o", "lctype.o", "ldebug.o"]
-_SIZES: dict[str, tuple[str, list[str]]] = {
+_SIZES: dict[Size, tuple[str, list[str]]] = {
     "tiny": ("-", _LUA_TINY_TARGETS),
     "small": ("-", ["posix"]),
     "medium": ("-", ["posix"]),

@@ -26,22 +26,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from schedcp.bench.workload import (
-    Metric,
-    Prepared,
-    Size,
-    WorkloadInfo,
-    WorkloadOutputError,
-    check_size,
-    guest_file,
-    require_ok,
-)
+from schedcp.bench.workload import Prepared, WorkloadOutputError, check_size, guest_file, require_ok
 from schedcp.bench.workloads.latency import parse_stress_ng_metrics
 from schedcp.models import CommandResult
+from schedcp.models.bench import Metric, WorkloadInfo
+from schedcp.models.vocabulary import SIZES, Size
 from schedcp.runner import CommandRunner
 
 SCRIPT = "cgroup_hogs.sh"
-SIZES: list[Size] = ["tiny", "small", "medium", "large", "full"]
 # Wall time on top of the window before the runner kills a run: forking the hogs and stopping
 # them take seconds under emulation.
 TIMEOUT_SLACK_S = 120.0

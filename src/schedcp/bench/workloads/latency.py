@@ -21,11 +21,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from schedcp.bench.workload import (
-    Metric,
     Prepared,
-    Size,
     Workload,
-    WorkloadInfo,
     WorkloadOutputError,
     build_c_program,
     c_source,
@@ -34,11 +31,12 @@ from schedcp.bench.workload import (
     require_ok,
 )
 from schedcp.models import CommandResult
+from schedcp.models.bench import Metric, WorkloadInfo
+from schedcp.models.vocabulary import SIZES, Size
 from schedcp.runner import CommandRunner
 
 SERVER_SOURCE = "wakeup_server.c"
 HOGS_SCRIPT = "with_cpu_hogs.sh"
-SIZES: list[Size] = ["tiny", "small", "medium", "large", "full"]
 # Wall time on top of a run's own duration before the runner kills it: program start-up and
 # stress-ng forking its hogs take seconds under emulation.
 TIMEOUT_SLACK_S = 120.0

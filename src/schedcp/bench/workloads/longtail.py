@@ -34,25 +34,16 @@ from typing import ClassVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from schedcp.bench.workload import (
-    Metric,
-    Prepared,
-    Size,
-    Workload,
-    WorkloadInfo,
-    WorkloadOutputError,
-    check_size,
-    guest_file,
-    require_ok,
-)
+from schedcp.bench.workload import Prepared, Workload, WorkloadOutputError, check_size, guest_file, require_ok
 from schedcp.models import CommandResult
+from schedcp.models.bench import Metric, WorkloadInfo
+from schedcp.models.vocabulary import SIZES, Size
 from schedcp.runner import CommandRunner
 
 GUEST_PYTHON = "/usr/bin/python3"
 DRIVER = "longtail.py"
 VERSION = "1"
 WORKLOAD_CLASS = "batch-long-tail"
-SIZES: tuple[Size, ...] = ("tiny", "small", "medium", "large", "full")
 TAGS = ("lt_short_", "lt_long_")
 
 # Tolerances for the consistency checks: the driver rounds to microseconds.

@@ -5,17 +5,31 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from schedcp.bench.workload import Metric, Prepared, Size, WorkloadInfo, WorkloadOutputError, check_size, require_ok
+from schedcp.bench.workload import Prepared, WorkloadOutputError, check_size, require_ok
 from schedcp.models import CommandResult
+from schedcp.models.bench import Metric, WorkloadInfo
+from schedcp.models.vocabulary import Size
 from schedcp.runner import CommandRunner
 
 _TOTAL = re.compile(r"Total time:\s*([0-9.]+)\s*\[sec\]")
 _USECS = re.compile(r"([0-9.]+)\s+usecs/op")
 _OPS = re.compile(r"([0-9.]+)\s+ops/sec")
 # messaging: groups x loops; each group is 20 senders + 20 receivers.
-_MESSAGING_SIZES = {"tiny": (1, 50), "small": (2, 500), "medium": (4, 1000), "large": (8, 2000), "full": (16, 5000)}
+_MESSAGING_SIZES: dict[Size, tuple[int, int]] = {
+    "tiny": (1, 50),
+    "small": (2, 500),
+    "medium": (4, 1000),
+    "large": (8, 2000),
+    "full": (16, 5000),
+}
 # pipe: round trips.
-_PIPE_SIZES = {"tiny": 20_000, "small": 200_000, "medium": 500_000, "large": 1_000_000, "full": 2_000_000}
+_PIPE_SIZES: dict[Size, int] = {
+    "tiny": 20_000,
+    "small": 200_000,
+    "medium": 500_000,
+    "large": 1_000_000,
+    "full": 2_000_000,
+}
 
 
 class Messaging:

@@ -17,24 +17,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+from schedcp.models.vocabulary import WorkloadClass
 
-WorkloadClass = Literal[
-    "cpu-bound-batch",
-    "batch-long-tail",
-    "latency-critical-server",
-    "pipeline-messaging",
-    "mixed-interactive-batch",
-    "periodic-soft-realtime",
-    "io-bound",
-    "fork-heavy-build",
-    "multi-tenant",
-]
-"""The classes the classifier can assign. They are the same class names the policy
-repository and the benchmark workloads use, so a profile's class is a search key.
-`batch-long-tail` refines `cpu-bound-batch`: a batch of jobs with skewed sizes, the case a
-job-size-aware policy wins. `multi-tenant` says how the work is split (between cgroups, each of
-which should get its cpu.weight's share) and ranks above the class of what the tenants run."""
+SCHEMA_VERSION = 1
 
 Where = Literal["sandbox", "host"]
 TargetKind = Literal["command", "pid", "cgroup"]

@@ -1,4 +1,4 @@
-"""Records that cross component boundaries (CLI, MCP, storage): pydantic models, never bare dicts."""
+"""What running a command (in the sandbox or on the host) and booting the sandbox report."""
 
 from __future__ import annotations
 

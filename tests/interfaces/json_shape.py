@@ -1,0 +1,48 @@
+"""The shape of a JSON document: its keys at every level, without the values.
+
+`--json` output is an interface: scripts and agents parse it. A shape records which keys a
+command prints (lists merged over their items), so a test can say the keys did not change
+while the values (timestamps, ids, measurements) do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Shape = Any  # dict[str, Shape] | {"[]": Shape} | "scalar" | "null"
+
+
+def shape(value: Any) -> Shape:
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return {str(k): shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        merged: Shape = "null"
+        for item in value:
+            merged = merge(merged, shape(item))
+        return {"[]": merged}
+    return "scalar"
+
+
+def merge(a: Shape, b: Shape) -> Shape:
+    if a == "null":
+        return b
+    if b == "null":
+        return a
+    if isinstance(a, dict) and isinstance(b, dict):
+        return {k: merge(a.get(k, "null"), b.get(k, "null")) for k in {**a, **b}}
+    return a
+
+
+def differences(expected: Shape, actual: Shape, path: str = "$") -> list[str]:
+    """Where two shapes disagree; a null on either side (no value that time) matches anything."""
+    if expected == "null" or actual == "null" or expected == actual:
+        return []
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        out = [f"{path}.{k}: missing" for k in expected if k not in actual]
+        out += [f"{path}.{k}: new" for k in actual if k not in expected]
+        for k in expected.keys() & actual.keys():
+            out += differences(expected[k], actual[k], f"{path}.{k}")
+        return out
+    return [f"{path}: {type(expected).__name__} became {type(actual).__name__}"]
