@@ -26,15 +26,18 @@ demo: setup
 	$(BIN)/schedcp demo
 
 lint: venv
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/lint-imports
 
 typecheck: venv
 	$(BIN)/mypy
 
-# Unit and in-process tests only: no VM.
+# Tests that need nothing but Python: no VM, no BPF toolchain or kernel, no PostgreSQL
+# (the markers are in pyproject.toml; tests/conftest.py keeps them honest).
+FAST := not sandbox and not bpf and not host_bpf and not postgres
 test-fast: venv
-	$(BIN)/pytest -m 'not sandbox' -q
+	$(BIN)/pytest -m '$(FAST)' -q
 
 test: setup lint typecheck
 	$(BIN)/pytest -q

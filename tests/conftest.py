@@ -1,13 +1,24 @@
-"""Shared fixtures: sandbox gating, one booted VM for the whole session, and a leak check.
+"""Shared fixtures: what each test needs (markers), one booted VM for the session, a leak check.
 
-Sandbox tests skip only when the sandbox cannot be set up on this machine, and say why;
-with CI=true (or SCHEDCP_REQUIRE_SANDBOX=1) that is a failure instead, so CI can never
-pass by skipping the real thing.
+Every test that needs more than Python says so with a marker (pyproject.toml lists them;
+`--strict-markers` refuses any other):
+
+    sandbox    boots the sched_ext kernel in QEMU (the `vm` fixture, or a Sandbox of its own)
+    bpf        compiles BPF C with clang-19 against the sandbox kernel's BTF (no VM)
+    host_bpf   loads our BPF tracer into this host's kernel (root, BTF)
+    postgres   talks to a real PostgreSQL server
+
+`make test-fast` runs the tests with none of them. A marked test skips only when its
+requirement cannot be met on this machine, and says why; with CI=true (or
+SCHEDCP_REQUIRE_SANDBOX=1 / SCHEDCP_REQUIRE_POSTGRES=1) that is a failure instead, so CI can
+never pass by skipping the real thing. A test that uses the `vm` or `build` fixture without its
+marker is a collection error: the markers cannot drift from what the tests really use.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +35,17 @@ from schedcp.sandbox.qemu import check_qemu
 FIXTURES = Path(__file__).parent / "fixtures" / "policies"
 REPO_HELPERS = Path(__file__).parent / "repository"
 _shared_vm_pids: set[int] = set()
+
+# Fixtures that imply a requirement: using one without the marker is an error.
+# (A sandbox test may also build policies: its gate checks the toolchain too.)
+MARKER_OF_FIXTURE = {
+    "vm": ("sandbox",),
+    "shared_vm": ("sandbox",),
+    "build": ("bpf", "sandbox"),
+    "pg_url": ("postgres",),
+    "pg_admin_url": ("postgres",),
+}
+GATES = {"sandbox": "sandbox_ready", "bpf": "bpf_ready", "host_bpf": "host_bpf_ready"}
 
 
 def our_qemu_pids() -> set[int]:
@@ -43,34 +65,68 @@ def our_qemu_pids() -> set[int]:
     return pids
 
 
-def _sandbox_problem() -> str | None:
+def required() -> bool:
+    """CI (and anyone who asks) wants every test to run: a missing requirement is a failure."""
+    return os.environ.get("CI") == "true" or os.environ.get("SCHEDCP_REQUIRE_SANDBOX") == "1"
+
+
+def unavailable(what: str, problem: str) -> None:
+    if required():
+        pytest.fail(f"{what} is required here (CI=true) but cannot be set up: {problem}")
+    pytest.skip(f"{what} unavailable on this machine: {problem}")
+
+
+def _kernel_problem() -> str | None:
     try:
         settings = load_settings()
         find_kernel(settings.kernels_dir, settings.sandbox.kernel)
-        check_qemu(settings.sandbox.qemu)
     except SchedcpError as exc:
         return str(exc)
     return None
 
 
-def _sandbox_required() -> bool:
-    return os.environ.get("CI") == "true" or os.environ.get("SCHEDCP_REQUIRE_SANDBOX") == "1"
+@pytest.fixture(scope="session")
+def sandbox_ready(bpf_ready: None) -> None:
+    try:
+        check_qemu(load_settings().sandbox.qemu)
+    except SchedcpError as exc:
+        unavailable("the sandbox", str(exc))
 
 
 @pytest.fixture(scope="session")
-def sandbox_ready() -> None:
-    problem = _sandbox_problem()
-    if problem is None:
+def bpf_ready() -> None:
+    """clang-19 and the sandbox kernel's BTF (for vmlinux.h) are what a BPF build needs."""
+    from schedcp.bpf.toolchain import CLANG
+
+    problem = _kernel_problem()
+    if problem is None and shutil.which(CLANG) is None:
+        problem = f"{CLANG} is not installed (make setup)"
+    if problem is not None:
+        unavailable("the BPF toolchain", problem)
         return
-    if _sandbox_required():
-        pytest.fail(f"the sandbox is required here (CI=true) but cannot be set up: {problem}")
-    pytest.skip(f"sandbox unavailable on this machine: {problem}")
+
+
+@pytest.fixture(scope="session")
+def host_bpf_ready(bpf_ready: None) -> None:
+    """Loading our tracer on this host: root and the kernel's BTF."""
+    if os.geteuid() != 0:
+        unavailable("host BPF", "loading BPF programs needs root")
+    if not Path("/sys/kernel/btf/vmlinux").exists():
+        unavailable("host BPF", "the host kernel has no BTF (/sys/kernel/btf/vmlinux)")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if item.get_closest_marker("sandbox"):
-            item.add_marker(pytest.mark.usefixtures("sandbox_ready"))
+        fixtures = set(getattr(item, "fixturenames", ()))
+        for fixture, markers in MARKER_OF_FIXTURE.items():
+            if fixture in fixtures and not any(item.get_closest_marker(m) for m in markers):
+                raise pytest.UsageError(
+                    f"{item.nodeid} uses the `{fixture}` fixture but is not marked `{markers[0]}`: "
+                    f"add @pytest.mark.{markers[0]} (or pytestmark) so `make test-fast` leaves it out"
+                )
+        for marker, gate in GATES.items():
+            if item.get_closest_marker(marker):
+                item.add_marker(pytest.mark.usefixtures(gate))
 
 
 @pytest.fixture(scope="session")
@@ -132,9 +188,7 @@ def vm(shared_vm: _SharedVM) -> Sandbox:
 
 
 @pytest.fixture(scope="session")
-def build(
-    sandbox_ready: None, settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> Callable[..., BuiltPolicy]:
+def build(bpf_ready: None, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., BuiltPolicy]:
     """Build a built-in policy (by name) or a fixture (by folder name) with tunable overrides."""
     out = tmp_path_factory.mktemp("built")
     kernel = find_kernel(settings.kernels_dir, settings.sandbox.kernel)
@@ -178,8 +232,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def _pg_unavailable(reason: str) -> None:
-    if os.environ.get("SCHEDCP_REQUIRE_POSTGRES") == "1":
-        pytest.fail(f"PostgreSQL is required here (SCHEDCP_REQUIRE_POSTGRES=1) but {reason}")
+    if required() or os.environ.get("SCHEDCP_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"PostgreSQL is required here (CI=true or SCHEDCP_REQUIRE_POSTGRES=1) but {reason}")
     pytest.skip(reason)
 
 

@@ -93,3 +93,10 @@ class CorruptArchive(RepositoryError):
 
 class AnalysisError(SchedcpError):
     """A workload could not be analysed: no such command, pid or cgroup, or nothing to observe."""
+
+
+class Cancelled(SchedcpError):
+    """The caller cancelled a long operation; it stopped at the next step and cleaned up (VM shut
+    down, policy detached). Nothing half-done was recorded."""
+
+    exit_code = 130

@@ -1,7 +1,7 @@
 """The collector and the tracer for real on this host: BPF tracing needs root and BTF, no VM.
 
-These skip (with the reason) on a machine where our tracer cannot load; with
-SCHEDCP_REQUIRE_HOST_BPF=1 that is a failure instead.
+Marked `host_bpf`: they skip (with the reason) on a machine where our tracer cannot load, and
+fail there in CI (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from schedcp.analysis.engine import analyze_on_host, build_tracer, collector_script
-from schedcp.errors import AnalysisError, SchedcpError
+from schedcp.analysis.engine import analyze, build_tracer, collector_script
+from schedcp.errors import AnalysisError
 from schedcp.models.profile import Target, WorkloadProfile
+from schedcp.runner import HostRunner
 
 BPFFS = Path("/sys/fs/bpf")
 # A small fork loop of busy jobs whose sizes grow (0 to 48400 shell loop iterations, the
@@ -32,26 +34,12 @@ FORK_LOOP = (
 )
 
 
-def _host_bpf_problem() -> str | None:
-    if os.geteuid() != 0:
-        return "BPF tracing needs root"
-    if not Path("/sys/kernel/btf/vmlinux").exists():
-        return "the host kernel has no BTF (/sys/kernel/btf/vmlinux)"
-    try:
-        build_tracer()
-    except SchedcpError as exc:
-        return f"the tracer cannot be built: {exc}"
-    return None
+pytestmark = pytest.mark.host_bpf
 
 
-@pytest.fixture(scope="module", autouse=True)
-def host_bpf() -> None:
-    problem = _host_bpf_problem()
-    if problem is None:
-        return
-    if os.environ.get("SCHEDCP_REQUIRE_HOST_BPF") == "1":
-        pytest.fail(f"host BPF is required here but unavailable: {problem}")
-    pytest.skip(f"host BPF unavailable: {problem}")
+def analyze_on_host(target: Target, **kw: Any) -> WorkloadProfile:
+    """The engine on this machine, as `schedcp analyze --host` runs it."""
+    return analyze(HostRunner(), target, where="host", **kw)
 
 
 def our_pins() -> set[str]:

@@ -30,7 +30,7 @@ def test_corrupt_result_file(tmp_path: Path) -> None:
 
 
 def test_summary_markdown_has_a_row_per_compared_metric(tmp_path: Path) -> None:
-    from schedcp.bench.service import summary_markdown
+    from schedcp.bench.report import summary_markdown
 
     result = run_ab(HostRunner(), Counter(tmp_path / "s"), "tiny", tmp_path, repeat=2)
     text = summary_markdown([result])

@@ -1,4 +1,5 @@
-"""`schedcp analyze` through typer's CliRunner, with the engine replaced by a fake (no VM, no BPF).
+"""`schedcp analyze` through typer's CliRunner, with the engine and the runner replaced by fakes
+(no VM, no BPF): the CLI and the service layer under it, for real.
 
 The real engine is covered by the analysis host and sandbox tests; here: argument handling (the
 command after `--`, --pid/--cgroup imply the host, durations), output, storage, exit codes.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +21,10 @@ from typer.testing import CliRunner, Result
 from schedcp.analysis import engine
 from schedcp.analysis.classify import classify
 from schedcp.analysis.summary import summarize
-from schedcp.cli import analyze as analyze_cli
 from schedcp.cli.main import app
 from schedcp.errors import AnalysisError
 from schedcp.models.profile import Target, WorkloadProfile
+from schedcp.service import Context
 
 
 def invoke(*args: str) -> Result:
@@ -36,24 +39,39 @@ def finished(name: str, **update: Any) -> WorkloadProfile:
 
 
 class FakeEngine:
-    """Records each call and returns a finished profile for the target it was given."""
+    """Stands in for `engine.analyze`: records each call, returns a finished profile for its target."""
 
     def __init__(self, profile: WorkloadProfile | None = None, error: Exception | None = None) -> None:
         self.calls: list[dict[str, Any]] = []
         self.profile = profile or finished("wakeup-latency")
         self.error = error
 
-    def _run(self, where: str, target: Target, kw: dict[str, Any]) -> WorkloadProfile:
+    def analyze(self, runner: Any, target: Target, *, where: str, **kw: Any) -> WorkloadProfile:
+        assert runner.where == where, "the engine must get the runner the service opened for `where`"
         self.calls.append({"where": where, "target": target, **kw})
         if self.error is not None:
             raise self.error
         return self.profile.model_copy(update={"target": target, "where": where}, deep=True)
 
-    def on_host(self, target: Target, **kw: Any) -> WorkloadProfile:
-        return self._run("host", target, kw)
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
+        monkeypatch.setattr(engine, "analyze", self.analyze)
+        return self
 
-    def in_sandbox(self, target: Target, settings: Any = None, **kw: Any) -> WorkloadProfile:
-        return self._run("sandbox", target, kw)
+
+class FakeRunner:
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+
+@contextmanager
+def fake_runner(self: Context, where: str = "sandbox", shares: Any = ()) -> Iterator[FakeRunner]:
+    yield FakeRunner(where)
+
+
+@pytest.fixture(autouse=True)
+def no_vm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test here boots anything: the service gets a fake runner wherever it asks for one."""
+    monkeypatch.setattr(Context, "runner", fake_runner)
 
 
 @pytest.fixture(autouse=True)
@@ -67,10 +85,7 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
-    f = FakeEngine()
-    monkeypatch.setattr(engine, "analyze_on_host", f.on_host)
-    monkeypatch.setattr(engine, "analyze_in_sandbox", f.in_sandbox)
-    return f
+    return FakeEngine().install(monkeypatch)
 
 
 def stored_ids() -> list[str]:
@@ -150,8 +165,7 @@ def test_no_store(fake: FakeEngine) -> None:
 
 def test_partial_profile_is_printed_and_stored(monkeypatch: pytest.MonkeyPatch) -> None:
     partial = finished("pipe", complete=False, missing=["bpf: the tracer failed to load (test)"])
-    f = FakeEngine(partial)
-    monkeypatch.setattr(engine, "analyze_in_sandbox", f.in_sandbox)
+    FakeEngine(partial).install(monkeypatch)
     result = invoke("--", "./pipe")
     assert result.exit_code == 0, result.output
     assert "partial profile" in result.stderr
@@ -161,8 +175,7 @@ def test_partial_profile_is_printed_and_stored(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_engine_errors_exit_1_and_store_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    f = FakeEngine(error=AnalysisError("no such command: ./nope; check the path"))
-    monkeypatch.setattr(engine, "analyze_in_sandbox", f.in_sandbox)
+    FakeEngine(error=AnalysisError("no such command: ./nope; check the path")).install(monkeypatch)
     result = invoke("--", "./nope")
     assert result.exit_code == 1
     assert "error: no such command: ./nope" in result.stderr
@@ -185,10 +198,9 @@ def test_no_target_prints_help() -> None:
 
 
 def test_list_show_diff(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    server, pipe = FakeEngine(finished("wakeup-latency")), FakeEngine(finished("pipe"))
-    monkeypatch.setattr(engine, "analyze_in_sandbox", server.in_sandbox)
+    FakeEngine(finished("wakeup-latency")).install(monkeypatch)
     assert invoke("--", "./server").exit_code == 0
-    monkeypatch.setattr(engine, "analyze_in_sandbox", pipe.in_sandbox)
+    FakeEngine(finished("pipe")).install(monkeypatch)
     assert invoke("--", "./pipe").exit_code == 0
 
     listed = json.loads(invoke("list", "--json").stdout)["profiles"]
@@ -235,7 +247,8 @@ def test_overhead(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     calls: list[tuple[int, str]] = []
     profile = finished("wakeup-latency")
 
-    def fake_overhead(settings: Any, repeat: int, size: str) -> engine.OverheadReport:
+    def fake_overhead(runner: FakeRunner, repeat: int, size: str, **kw: Any) -> engine.OverheadReport:
+        assert runner.where == "sandbox"
         calls.append((repeat, size))
         ratio = compare([100.0, 101.0], [98.0, 99.0], "higher")
         return engine.OverheadReport(
@@ -251,7 +264,7 @@ def test_overhead(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             profile=profile,
         )
 
-    monkeypatch.setattr(analyze_cli, "overhead_in_sandbox", fake_overhead)
+    monkeypatch.setattr(engine, "measure_overhead", fake_overhead)
     out = tmp_path / "overhead.json"
     result = invoke("overhead", "--repeat", "2", "--size", "tiny", "-o", str(out))
     assert result.exit_code == 0, result.output

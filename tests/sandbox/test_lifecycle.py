@@ -13,7 +13,7 @@ import pytest
 
 from schedcp.config import Settings
 from schedcp.errors import LostVMError, SetupError
-from schedcp.sandbox import Sandbox, run_once
+from schedcp.sandbox import Sandbox
 
 pytestmark = pytest.mark.sandbox
 
@@ -23,10 +23,13 @@ def _settings(base: Settings, **sandbox: object) -> Settings:
 
 
 def test_one_shot_run_powers_off_cleanly(settings: Settings) -> None:
-    result, info = run_once(["sh", "-c", "echo one-shot; exit 4"], settings=settings, timeout=60)
-    assert result.rc == 4
-    assert result.stdout == "one-shot\n"
-    assert info.boot_s > 0
+    from schedcp.service import Context, sandbox
+
+    ctx = Context(settings)
+    done = sandbox.run(ctx, sandbox.SandboxRunRequest(command=["sh", "-c", "echo one-shot; exit 4"], timeout_s=60))
+    assert done.result.rc == 4
+    assert done.result.stdout == "one-shot\n"
+    assert done.boot.boot_s > 0  # and the leak check after every test sees no VM left
 
 
 def test_clean_shutdown_exits_qemu_and_removes_the_run_folder(settings: Settings) -> None:

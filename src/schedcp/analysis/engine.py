@@ -16,8 +16,7 @@ and signatures):
         filled in. Raises AnalysisError (errors.py) on bad input (no such command, pid,
         cgroup); a BPF failure gives a partial profile (complete=False, `missing` says why).
 
-    analyze_on_host(target, **kw) -> WorkloadProfile
-    analyze_in_sandbox(target, settings=None, **kw) -> WorkloadProfile   (boots one VM)
+    schedcp.service.analyze runs it on a HostRunner or in a sandbox it boots for the call.
 
 Also here: collect() (one collector run, the raw document) and measure_overhead() (the
 wakeup-latency benchmark alternately untraced and traced in one boot: the tracer's slowdown).
@@ -53,6 +52,7 @@ from schedcp.errors import AnalysisError, SchedcpError
 from schedcp.models import CommandResult
 from schedcp.models.bench import RatioSummary
 from schedcp.models.profile import Target, Where, WorkloadProfile
+from schedcp.models.progress import Progress, ProgressFn, ignore_progress
 from schedcp.models.vocabulary import Size
 from schedcp.runner import CommandRunner, HostRunner
 
@@ -236,20 +236,6 @@ def finish_profile(profile: WorkloadProfile) -> WorkloadProfile:
     return profile
 
 
-def analyze_on_host(target: Target, **kw: object) -> WorkloadProfile:
-    """Analyze on this machine (root, with BPF tracing where the kernel allows it)."""
-    return analyze(HostRunner(), target, where="host", **kw)  # type: ignore[arg-type]
-
-
-def analyze_in_sandbox(target: Target, settings: Settings | None = None, **kw: object) -> WorkloadProfile:
-    """Boot one sandbox VM, analyze there, shut it down."""
-    from schedcp.sandbox.vm import Sandbox
-
-    settings = settings or load_settings()
-    with Sandbox(settings) as vm:
-        return analyze(vm, target, where="sandbox", settings=settings, **kw)  # type: ignore[arg-type]
-
-
 # -- overhead --------------------------------------------------------------------------------
 
 
@@ -289,6 +275,7 @@ def measure_overhead(
     where: Where | None = None,
     settings: Settings | None = None,
     build_dir: Path | None = None,
+    progress: ProgressFn = ignore_progress,
 ) -> OverheadReport:
     """Run wakeup-latency alternately untraced and under the collector with the tracer.
 
@@ -323,7 +310,9 @@ def measure_overhead(
                 timed_out=raw.command.stopped == "timeout",
             )
         )
-        log.info("overhead round %d/%d: untraced rps %.1f, traced rps %.1f", rnd, repeat, base["rps"], cand["rps"])
+        message = f"overhead round {rnd}/{repeat}: untraced rps {base['rps']:.1f}, traced rps {cand['rps']:.1f}"
+        log.info("%s", message)
+        progress(Progress(message=message + (" (warm-up)" if rnd == 0 else ""), done=rnd + 1, total=repeat + 1))
         if rnd == 0:
             continue  # warm-up: binaries come over 9p, caches are cold
         for name, value in base.items():

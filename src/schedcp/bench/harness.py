@@ -12,7 +12,6 @@ import logging
 import platform
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 from schedcp.bench.stats import compare, side_stats
@@ -21,6 +20,7 @@ from schedcp.bpf.build import BuiltPolicy
 from schedcp.errors import PolicyEjected, SchedcpError
 from schedcp.models import BootInfo
 from schedcp.models.bench import DEFAULT, BenchResult, MetricResult, Sample, SchedulerChoice, Side, WorkloadInfo
+from schedcp.models.progress import Progress, ProgressFn, ignore_progress
 from schedcp.models.vocabulary import Size
 from schedcp.runner import CommandRunner
 from schedcp.runtime.session import run_under_policy
@@ -77,7 +77,7 @@ def run_ab(
     repeat: int = 3,
     compare_candidate: bool = True,
     boot: BootInfo | None = None,
-    progress: Callable[[str], None] = log.info,
+    progress: ProgressFn = ignore_progress,
 ) -> BenchResult:
     """Run `workload` alternately under baseline and candidate; the first round is a discarded warm-up.
 
@@ -91,6 +91,7 @@ def run_ab(
     if compare_candidate:
         sides.append(("candidate", candidate))
     samples: list[Sample] = []
+    total = (repeat + 1) * len(sides)
     for rnd in range(repeat + 1):
         for side, built in sides:
             who = built.name if built is not None else DEFAULT
@@ -101,7 +102,9 @@ def run_ab(
                 raise WorkloadOutputError(f"{label} failed: {exc}", exc.result) from exc
             samples.append(sample)
             primary = sample.metrics.get(workload.info.primary)
-            progress(f"{label}: {workload.info.primary}={primary:g}" if primary is not None else label)
+            message = f"{label}: {workload.info.primary}={primary:g}" if primary is not None else label
+            log.info("%s", message)
+            progress(Progress(message=message, done=len(samples), total=total))
     return BenchResult(
         id=uuid.uuid4().hex[:12],
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

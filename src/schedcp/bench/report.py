@@ -69,3 +69,31 @@ def plot(result: BenchResult, path: Path) -> Path:
     finally:
         plt.close(fig)
     return path
+
+
+def summary_markdown(results: list[BenchResult]) -> str:
+    """One row per workload and metric: medians, ratio, interval, verdict (for READMEs and notes)."""
+    if not results:
+        return ""
+    first = results[0]
+    cand = first.candidate.name if first.candidate else "-"
+    lines = [
+        f"{first.baseline.name} vs {cand}, {first.repeat} runs a side after a warm-up, one boot "
+        f"({first.boot.accel if first.boot else '?'}, {first.boot.vcpus if first.boot else '?'} vCPUs, "
+        f"kernel {first.boot.kernel if first.boot else '?'}), {first.created[:10]}.",
+        "Ratio = median(candidate) / median(baseline); 95% bootstrap interval.",
+        "",
+        f"| workload (size) | metric | better | {first.baseline.name} | {cand} | ratio | 95% CI | verdict |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        for m in r.metrics:
+            c = m.comparison
+            if c is None or m.candidate is None:
+                continue
+            ci = f"[{c.ci_low:.3f}, {c.ci_high:.3f}]" if c.ci_low is not None and c.ci_high is not None else "-"
+            lines.append(
+                f"| {r.workload.name} ({r.size}) | {m.name} ({m.unit}) | {m.better} | {m.baseline.median:.4g} | "
+                f"{m.candidate.median:.4g} | {c.ratio:.3f} | {ci} | {c.verdict} |"
+            )
+    return "\n".join(lines) + "\n"

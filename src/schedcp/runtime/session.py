@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,14 +16,11 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from schedcp.bpf import loader
-from schedcp.bpf.build import BuiltPolicy, build_policy
-from schedcp.bpf.policy import find_policy
-from schedcp.config import Settings, load_settings
+from schedcp.bpf.build import BuiltPolicy
 from schedcp.errors import DeployError, LostVMError, SchedcpError
-from schedcp.models import BootInfo, CommandResult
+from schedcp.models import CommandResult
 from schedcp.models.vocabulary import TunableValue
 from schedcp.runner import CommandRunner
-from schedcp.sandbox import Sandbox, find_kernel
 
 log = logging.getLogger(__name__)
 
@@ -120,24 +116,3 @@ def _read_section(runner: CommandRunner, attached: loader.Attached, section: str
     except SchedcpError as exc:  # diagnostics only: never let them hide the run's outcome
         log.warning("could not read %s's .%s: %s", attached.name, section, exc)
         return {}
-
-
-def run_policy_in_sandbox(
-    name_or_path: str,
-    argv: Sequence[str],
-    overrides: dict[str, str] | None = None,
-    timeout: float = 600.0,
-    settings: Settings | None = None,
-    shares: Sequence[Path] = (),
-    cwd: Path | None = None,
-) -> tuple[PolicyRunReport, BootInfo]:
-    """Build a policy with its tunables, boot a sandbox, run `argv` under it: `schedcp policy run`."""
-    settings = settings or load_settings()
-    policy = find_policy(name_or_path)
-    tunables = policy.resolve_tunables(overrides)
-    kernel = find_kernel(settings.kernels_dir, settings.sandbox.kernel)
-    with tempfile.TemporaryDirectory(prefix="schedcp-build-") as tmp:
-        built = build_policy(policy, tunables, kernel, settings.cache_dir, Path(tmp))
-        with Sandbox(settings, shares=shares, kernel=kernel) as vm:
-            assert vm.info is not None
-            return run_under_policy(vm, built, argv, timeout=timeout, cwd=cwd), vm.info

@@ -339,16 +339,3 @@ class Sandbox:
                 if text:
                     parts.append("\n".join(text.splitlines()[-lines:]))
         return "\n".join(parts)
-
-
-def run_once(
-    argv: Sequence[str],
-    settings: Settings | None = None,
-    timeout: float | None = None,
-    shares: Sequence[Path] = (),
-    cwd: Path | None = None,
-) -> tuple[CommandResult, BootInfo]:
-    """Boot, run one command, shut down: the `schedcp sandbox run` path."""
-    with Sandbox(settings, shares=shares) as vm:
-        assert vm.info is not None
-        return vm.run(argv, timeout=timeout, cwd=cwd), vm.info

@@ -37,7 +37,7 @@ from schedcp.models import CommandResult
 from schedcp.models.vocabulary import SIZES
 from schedcp.runner import HostRunner
 
-DATA = Path(__file__).parents[1] / "data" / "bench"
+DATA = Path(__file__).parents[2] / "data" / "bench"
 CLASSES: dict[str, type[LongTailWorkload]] = {
     "compress": LongTailCompress,
     "checksum": LongTailChecksum,

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from schedcp.cli.main import EXIT_EJECTED, app
+from schedcp.cli.main import app
+
+EXIT_EJECTED = 3
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "policies"
 pytestmark = pytest.mark.sandbox
@@ -46,14 +48,19 @@ def test_policy_run_reports_an_ejection_with_exit_3() -> None:
 
 
 def test_demo_compares_with_the_default_scheduler() -> None:
-    res = runner.invoke(app, ["demo", "--rounds", "1", "--json"])
+    res = runner.invoke(app, ["demo", "--workload", "pipe", "--rounds", "1", "--json"])
     assert res.exit_code == 0, res.output
-    data = json.loads(res.stdout)
-    assert len(data["baseline_s"]) == 1
-    assert len(data["policy_s"]) == 1
-    assert all(x > 0 for x in data["baseline_s"] + data["policy_s"])
-    assert data["speedup"] == pytest.approx(data["baseline_s"][0] / data["policy_s"][0], rel=0.01)
-    assert data["last_report"]["state_after_run"] == "enabled"
+    result = json.loads(res.stdout)["result"]
+    assert result["baseline"]["name"] == "default"
+    assert result["candidate"]["name"] == "fifo"
+    sides = [(s["side"], s["warmup"]) for s in result["samples"]]
+    assert sides == [("baseline", True), ("candidate", True), ("baseline", False), ("candidate", False)]
+    assert all(s["scheduler_after_run"] == "enabled:fifo" for s in result["samples"] if s["side"] == "candidate")
+    primary = next(m for m in result["metrics"] if m["name"] == result["workload"]["primary"])
+    base, cand = primary["baseline"]["median"], primary["candidate"]["median"]
+    assert base > 0
+    assert cand > 0
+    assert primary["comparison"]["ratio"] == pytest.approx(cand / base, rel=1e-6)
 
 
 def test_sandbox_run_shares_the_current_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

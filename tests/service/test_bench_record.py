@@ -4,21 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.test_harness import Counter
+
 from schedcp.bench.harness import run_ab
-from schedcp.bench.service import record_in_repository
-from schedcp.bpf.policy import find_policy
+from schedcp.bpf.policy import Policy, find_policy
 from schedcp.config import Settings
-from schedcp.models.bench import SchedulerChoice
+from schedcp.models.bench import BenchResult, SchedulerChoice
 from schedcp.repository import open_repository
 from schedcp.runner import HostRunner
-
-from .test_harness import Counter
+from schedcp.service import Context
+from schedcp.service.bench import record_result
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "policies"
 
 
 def _settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", db_url=f"sqlite:///{tmp_path / 'repo.db'}")
+
+
+def record_in_repository(result: BenchResult, policy: Policy, settings: Settings) -> str | None:
+    return record_result(Context(settings), result, policy)
 
 
 def test_builtin_result_is_recorded_against_its_version(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from schedcp.bench.workloads.cgroup import CgroupWeights, parse_cgroup_report
 from schedcp.models import CommandResult
 from schedcp.models.vocabulary import SIZES
 
-DATA = Path(__file__).parents[1] / "data" / "bench"
+DATA = Path(__file__).parents[2] / "data" / "bench"
 
 
 def _captured(size: str) -> CommandResult:

@@ -30,7 +30,7 @@ from schedcp.bench.workloads.latency import (
 from schedcp.models import CommandResult
 from schedcp.models.vocabulary import SIZES
 
-DATA = Path(__file__).parents[1] / "data" / "bench"
+DATA = Path(__file__).parents[2] / "data" / "bench"
 NAMES = ["wakeup-latency", "mixed-interactive-batch", "cyclictest", "stress-ng-mix"]
 CPU_US = 1000  # every captured server run burns 1 ms of CPU per request
 

@@ -11,7 +11,7 @@ from schedcp.bench.workload import WorkloadOutputError
 from schedcp.errors import SchedcpError
 from schedcp.models import CommandResult
 
-DATA = Path(__file__).parents[1] / "data" / "bench"
+DATA = Path(__file__).parents[2] / "data" / "bench"
 
 
 def _result(stdout: str, rc: int = 0, stderr: str = "", timed_out: bool = False) -> CommandResult:
