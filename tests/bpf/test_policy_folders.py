@@ -121,6 +121,9 @@ def test_builtins_have_a_readme(key: str) -> None:
     assert text.startswith(f"# {policy.name}\n")
     for tunable in policy.spec.tunables:
         assert f"`{tunable}`" in text, f"README.md does not describe tunable {tunable}"
+    for stat in policy.spec.stats:
+        assert f"`{stat}`" in text, f"README.md does not describe stat {stat}"
+    assert "`schedcp_exit_info`" in text, "README.md does not say where the exit reason is recorded"
 
 
 @pytest.mark.parametrize("key", sorted(BUILTINS))

@@ -25,7 +25,7 @@ TunableType = Literal["u32", "u64", "s32", "s64", "bool", "str16"]
 # prefix (TASK_COMM_LEN is 16), so a policy can be told which processes are which.
 STR16_MAX = 15
 
-_RANGES: dict[str, tuple[int, int]] = {
+TYPE_RANGES: dict[str, tuple[int, int]] = {
     "u32": (0, 2**32 - 1),
     "u64": (0, 2**64 - 1),
     "s32": (-(2**31), 2**31 - 1),
@@ -34,7 +34,7 @@ _RANGES: dict[str, tuple[int, int]] = {
     "str16": (0, STR16_MAX),  # bounds on the length
 }
 SIZES = {"u32": 4, "u64": 8, "s32": 4, "s64": 8, "bool": 1, "str16": 16}
-_DURATION = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+DURATION_UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 
 
@@ -52,7 +52,7 @@ class TunableSpec(BaseModel):
 
     @model_validator(mode="after")
     def _default_in_range(self) -> TunableSpec:
-        lo, hi = _RANGES[self.type]
+        lo, hi = TYPE_RANGES[self.type]
         self.min = lo if self.min is None else self.min
         self.max = hi if self.max is None else self.max
         if not lo <= self.min <= self.max <= hi:
@@ -89,7 +89,7 @@ class TunableSpec(BaseModel):
                 raise PolicyError(
                     f"tunable {name} is in {self.unit or 'plain numbers'}; drop the {m.group(2)!r} suffix"
                 )
-            value *= _DURATION[m.group(2)]
+            value *= DURATION_UNITS[m.group(2)]
         return self.check(name, value)
 
     def check(self, name: str, value: TunableValue) -> TunableValue:

@@ -5,7 +5,9 @@ workload declares the class it stands for, a policy's policy.toml lists the clas
 (and those it does not), and the repository ranks policies and results by it. If the
 classifier can say a name and a policy cannot (or the other way round), the planner's search
 silently finds nothing, so there is exactly one list, here, and every other place validates
-against it. docs/classes.md is generated from `CLASS_DESCRIPTIONS` and checked by a test.
+against it. docs/classes.md is generated from `CLASS_DESCRIPTIONS` and `SIZE_DESCRIPTIONS`
+(with the workloads and policies that use each class) by `python -m schedcp.bench.classdoc`,
+and checked by a test.
 """
 
 from __future__ import annotations
