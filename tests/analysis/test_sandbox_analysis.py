@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from cli.json_shape import assert_shape
+from typer.testing import CliRunner
 
-from schedcp.analysis.engine import collect, finish_profile, measure_overhead
+from schedcp.analysis.engine import OverheadReport, collect, finish_profile
 from schedcp.analysis.measure import build_profile
-from schedcp.models.profile import Target
+from schedcp.cli.main import app
+from schedcp.models.profile import Target, WorkloadProfile
 from schedcp.sandbox import Sandbox
 
 pytestmark = pytest.mark.sandbox
@@ -46,8 +50,34 @@ def test_messaging_is_traced_in_the_sandbox(vm: Sandbox) -> None:
     assert pins_left(vm) == []
 
 
-def test_overhead_on_wakeup_latency_is_measured_in_one_boot(vm: Sandbox, tmp_path: Path) -> None:
-    report = measure_overhead(vm, repeat=2, size="tiny", build_dir=tmp_path)
+def test_the_cli_profiles_a_command_in_the_sandbox_and_stores_it(tmp_path: Path) -> None:
+    """`analyze --json -- CMD` end to end: its own boot, the service, the repository."""
+    out = tmp_path / "p.json"
+    cmd = ["perf", "bench", "sched", "pipe", "-l", "2000"]
+    db = f"sqlite:///{tmp_path / 'own.db'}"
+    res = CliRunner().invoke(app, ["analyze", "--db", db, "--json", "-o", str(out), "--", *cmd])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert_shape("analyze", data)
+    profile = WorkloadProfile.model_validate(data)
+    assert profile.where == "sandbox"
+    assert profile.target.command == cmd
+    assert profile.primary_class == "pipeline-messaging", profile.classes
+    assert WorkloadProfile.model_validate_json(out.read_text()) == profile
+    listed = json.loads(CliRunner().invoke(app, ["analyze", "list", "--db", db, "--json"]).stdout)
+    assert_shape("analyze-list", listed)
+    assert [r["id"] for r in listed["profiles"]] == [profile.id]
+
+
+def test_overhead_on_wakeup_latency_is_measured_in_one_boot(tmp_path: Path) -> None:
+    """Through the CLI (its own boot): untraced and traced runs alternate, the last traced profile is kept."""
+    out = tmp_path / "overhead.json"
+    res = CliRunner().invoke(app, ["analyze", "overhead", "--repeat", "2", "--size", "tiny", "-o", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert_shape("analyze-overhead", data)
+    report = OverheadReport.model_validate(data)
+    assert OverheadReport.model_validate_json(out.read_text()) == report
     assert len(report.untraced["rps"]) == len(report.traced["rps"]) == 2
     assert report.rps.ratio > 0
     assert report.request_p99.ratio > 0
@@ -57,7 +87,7 @@ def test_overhead_on_wakeup_latency_is_measured_in_one_boot(vm: Sandbox, tmp_pat
     assert report.profile.overhead.slowdown == report.slowdown
     assert "traced/untraced" in report.profile.overhead.slowdown_detail
     assert any(s.comm.startswith("wakeup_server") for s in report.profile.processes)
-    assert pins_left(vm) == []
+    assert report.profile.id, "the traced profile is stored"
 
 
 def test_cgroup_weights_is_multi_tenant_and_pipe_wakers_are_real(vm: Sandbox, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cli.json_shape import assert_shape
 from typer.testing import CliRunner
 
 from schedcp.bench.harness import run_ab
@@ -71,13 +72,28 @@ def test_build_workload_builds_in_the_guest(vm: Sandbox, settings: Settings) -> 
 
 def test_cli_bench_run_writes_json_and_plot(tmp_path: Path) -> None:
     out = tmp_path / "msg.json"
-    res = CliRunner().invoke(
-        app,
-        ["bench", "run", "messaging", "--policy", "fifo", "--size", "tiny", "--repeat", "2", "--plot", "-o", str(out)],
-    )
+    args = [
+        "bench",
+        "run",
+        "messaging",
+        "--policy",
+        "fifo",
+        "--size",
+        "tiny",
+        "--repeat",
+        "2",
+        "--plot",
+        "-o",
+        str(out),
+    ]
+    res = CliRunner().invoke(app, [*args, "--json"])
     assert res.exit_code == 0, res.output
+    printed = json.loads(res.stdout)
+    assert_shape("bench-run", printed)
     data = json.loads(out.read_text())
+    assert printed["result"] == data
+    assert printed["json"] == str(out)
     assert data["workload"]["name"] == "messaging"
     assert data["candidate"]["name"] == "fifo"
+    assert Path(printed["plot"]) == out.with_suffix(".png")
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
-    assert "ratio" in res.stdout

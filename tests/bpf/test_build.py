@@ -18,6 +18,8 @@ from schedcp.config import Settings
 from schedcp.errors import BuildError, SetupError
 from schedcp.sandbox.kernel import Kernel, find_kernel
 
+pytestmark = pytest.mark.bpf
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "policies"
 EM_BPF = "EM_BPF"
 

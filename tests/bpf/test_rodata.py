@@ -14,6 +14,8 @@ from schedcp.config import Settings, load_settings
 from schedcp.errors import BuildError, PolicyError
 from schedcp.sandbox.kernel import find_kernel
 
+pytestmark = pytest.mark.bpf
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "policies"
 FIFO_TYPES = {"slice_ns": "u64", "direct_idle": "bool"}
 

@@ -7,6 +7,8 @@ while the values (timestamps, ids, measurements) do.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 Shape = Any  # dict[str, Shape] | {"[]": Shape} | "scalar" | "null"
@@ -46,3 +48,17 @@ def differences(expected: Shape, actual: Shape, path: str = "$") -> list[str]:
             out += differences(expected[k], actual[k], f"{path}.{k}")
         return out
     return [f"{path}: {type(expected).__name__} became {type(actual).__name__}"]
+
+
+EXPECTED = Path(__file__).parent / "data" / "json-shapes.json"
+
+
+def assert_shape(name: str, data: Any) -> None:
+    """`data` (one command's --json output) has the keys recorded for `name`, no more, no fewer.
+
+    tests/cli/data/json-shapes.json records every command's keys; a change there is a change of
+    an interface, listed in docs/cli-json.md.
+    """
+    expected = json.loads(EXPECTED.read_text())[name]
+    problems = differences(expected, shape(data))
+    assert not problems, f"--json of {name} changed shape (docs/cli-json.md):\n" + "\n".join(problems)

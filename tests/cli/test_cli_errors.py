@@ -122,6 +122,7 @@ def test_policy_run_unknown_tunable() -> None:
     assert "direct_idle, slice_ns" in result.stderr
 
 
+@pytest.mark.bpf
 def test_policy_build_broken_c(tmp_path: Path) -> None:
     result = invoke("policy", "build", str(FIXTURES / "broken_c"), "-o", str(tmp_path))
     assert result.exit_code == 1
@@ -131,6 +132,7 @@ def test_policy_build_broken_c(tmp_path: Path) -> None:
     _no_traceback(result)
 
 
+@pytest.mark.bpf
 def test_policy_build_with_tunable_json(tmp_path: Path) -> None:
     result = invoke("policy", "build", "fifo", "--set", "slice_ns=5ms", "-o", str(tmp_path), "--json")
     assert result.exit_code == 0, result.output
@@ -148,6 +150,7 @@ def test_policy_build_with_tunable_json(tmp_path: Path) -> None:
     }
 
 
+@pytest.mark.bpf
 def test_policy_build_bad_value(tmp_path: Path) -> None:
     result = invoke("policy", "build", "fifo", "--set", "direct_idle=maybe", "-o", str(tmp_path))
     assert result.exit_code == 1
@@ -155,6 +158,7 @@ def test_policy_build_bad_value(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.bpf
 def test_sandbox_info_json() -> None:
     result = invoke("sandbox", "info", "--json")
     assert result.exit_code == 0, result.output
@@ -172,6 +176,7 @@ def _config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> Path:
     return cfg
 
 
+@pytest.mark.bpf
 def test_sandbox_run_with_missing_qemu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _config(tmp_path, monkeypatch, '[sandbox]\nqemu = "/nonexistent/qemu-system-x86_64"\n')
     run_tmp = tmp_path / "tmp"
@@ -195,6 +200,7 @@ def test_sandbox_info_with_missing_qemu(tmp_path: Path, monkeypatch: pytest.Monk
     _no_traceback(result)
 
 
+@pytest.mark.bpf
 def test_sandbox_run_with_missing_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _config(tmp_path, monkeypatch, '[sandbox]\nkernel = "1.2.3-none"\n')
     result = invoke("sandbox", "run", "--", "true")

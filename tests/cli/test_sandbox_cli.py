@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cli.json_shape import assert_shape
 from schedcp.cli.main import app
 
 EXIT_EJECTED = 3
@@ -27,6 +28,7 @@ def test_sandbox_run_json() -> None:
     res = runner.invoke(app, ["sandbox", "run", "--json", "--", "uname", "-r"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
+    assert_shape("sandbox-run", data)
     assert data["result"]["stdout"].strip() == data["boot"]["kernel"]
     assert data["boot"]["boot_s"] > 0
 
@@ -34,7 +36,9 @@ def test_sandbox_run_json() -> None:
 def test_policy_run_fifo_json() -> None:
     res = runner.invoke(app, ["policy", "run", "fifo", "--set", "slice_ns=4ms", "--json", "--", "true"])
     assert res.exit_code == 0, res.output
-    report = json.loads(res.stdout)["report"]
+    data = json.loads(res.stdout)
+    assert_shape("policy-run", data)
+    report = data["report"]
     assert report["state_after_load"] == "enabled"
     assert report["ops_after_load"] == "fifo"
     assert report["loaded_tunables"]["slice_ns"] == 4_000_000
@@ -50,7 +54,9 @@ def test_policy_run_reports_an_ejection_with_exit_3() -> None:
 def test_demo_compares_with_the_default_scheduler() -> None:
     res = runner.invoke(app, ["demo", "--workload", "pipe", "--rounds", "1", "--json"])
     assert res.exit_code == 0, res.output
-    result = json.loads(res.stdout)["result"]
+    data = json.loads(res.stdout)
+    assert_shape("demo", data)
+    result = data["result"]
     assert result["baseline"]["name"] == "default"
     assert result["candidate"]["name"] == "fifo"
     sides = [(s["side"], s["warmup"]) for s in result["samples"]]

@@ -16,21 +16,26 @@ from schedcp.sandbox import Sandbox
 pytestmark = pytest.mark.sandbox
 
 Build = Callable[..., BuiltPolicy]
-# Reads the state *while* the workload runs, from inside the workload's own command.
+# Reads the state *while* the workload runs, from inside the workload's own command: once all
+# four stress-ng CPU workers are running (polled, up to 20 s), not after a fixed sleep.
 STRESS_WITH_PROBE = (
-    "stress-ng --cpu 4 --timeout 5s & pid=$!; sleep 2; "
-    "echo state=$(cat /sys/kernel/sched_ext/state) ops=$(cat /sys/kernel/sched_ext/root/ops); wait $pid"
+    "stress-ng --cpu 4 --timeout 5s & pid=$!; "
+    "for i in $(seq 400); do [ $(pgrep -c -x stress-ng-cpu) -ge 4 ] && break; sleep 0.05; done; "
+    "echo workers=$(pgrep -c -x stress-ng-cpu) cpus=$(nproc) "
+    "state=$(cat /sys/kernel/sched_ext/state) ops=$(cat /sys/kernel/sched_ext/root/ops); wait $pid"
 )
 
 
-def test_fifo_runs_stress_ng_on_two_vcpus(vm: Sandbox, build: Build) -> None:
+def test_fifo_runs_stress_ng_on_every_vcpu(vm: Sandbox, build: Build) -> None:
     assert vm.info is not None
-    assert vm.info.vcpus == 2 or vm.info.vcpus == vm.settings.sandbox.vcpus
+    vcpus = vm.settings.sandbox.vcpus
+    assert vm.info.vcpus == vcpus
     built = build("fifo", slice_ns="3ms")
     report = run_under_policy(vm, built, ["sh", "-c", STRESS_WITH_PROBE], timeout=120)
     assert report.command is not None
     assert report.command.rc == 0, report.command.stderr
-    assert "state=enabled ops=fifo" in report.command.stdout
+    # The guest really has the CPUs asked for, and the policy ran the workers while they ran.
+    assert f"workers=4 cpus={vcpus} state=enabled ops=fifo" in report.command.stdout
     assert "successful run completed" in report.command.stderr + report.command.stdout
     assert (report.state_after_load, report.ops_after_load) == ("enabled", "fifo")
     assert (report.state_after_run, report.ops_after_run) == ("enabled", "fifo")

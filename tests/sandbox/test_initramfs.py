@@ -139,6 +139,7 @@ def _real_kernel() -> Kernel:
     return find_kernel(Settings().kernels_dir)
 
 
+@pytest.mark.bpf
 def test_module_closure_on_the_real_kernel() -> None:
     kernel = _real_kernel()
     names = [p.name.split(".ko")[0] for p in module_closure(kernel.modules_dir, initramfs.ROOT_MODULES)]
@@ -182,6 +183,7 @@ def test_boot_env_values_round_trip_through_sh(tmp_path: Path, value: str) -> No
     assert out.stdout.decode() == value
 
 
+@pytest.mark.bpf
 def test_base_image_is_built_and_reused(tmp_path: Path) -> None:
     kernel = _real_kernel()
     first = base_image(kernel, tmp_path)

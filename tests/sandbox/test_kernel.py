@@ -92,6 +92,7 @@ def test_named_release_must_be_complete(tmp_path: Path) -> None:
         find_kernel(tmp_path, "7.3.4+deb13-amd64")
 
 
+@pytest.mark.bpf
 def test_the_real_cached_kernel() -> None:
     kernel = find_kernel(Settings().kernels_dir)
     assert kernel.vmlinux.read_bytes()[:4] == b"\x7fELF"

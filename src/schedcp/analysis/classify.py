@@ -1112,6 +1112,43 @@ def _apply_outranking(found: dict[WorkloadClass, Classification]) -> None:
                 other.evidence.append(f"ranked below {cls}: how the CPU is split between cgroups matters first")
 
 
+# A decision is a close call when the best competing class is within CLOSE_MARGIN of the top
+# one: the profile then names both (`close_call`), so a planner considers policies for each.
+# Competing means a different answer to "what kind of workload is this": not the class the top
+# one refines (batch-long-tail vs cpu-bound-batch is one answer, stated twice), and nothing
+# beside a class that outranks the rest (multi-tenant says how the CPU is split; the class
+# below it says what the tenants run). docs/analysis.md gives the margins measured over the
+# recorded boots that set this value.
+CLOSE_MARGIN = 0.15
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The top class, the best class competing with it, and how far apart they are."""
+
+    top: Classification | None
+    runner_up: Classification | None
+    margin: float | None  # top - runner-up confidence; None when nothing competes
+
+    @property
+    def close(self) -> bool:
+        return self.margin is not None and self.margin < CLOSE_MARGIN
+
+
+def decide(classes: list[Classification]) -> Decision:
+    """The decision a list of classes (most confident first, as `classify` returns it) stands for."""
+    if not classes:
+        return Decision(None, None, None)
+    top = classes[0]
+    if top.workload_class in OUTRANKS and top.confidence >= REFINEMENT_MIN_CONFIDENCE:
+        return Decision(top, None, None)
+    refined = REFINES.get(top.workload_class)
+    rivals = [c for c in classes[1:] if c.workload_class != refined]
+    if not rivals:
+        return Decision(top, None, None)
+    return Decision(top, rivals[0], round(top.confidence - rivals[0].confidence, 3))
+
+
 def classify(profile: WorkloadProfile) -> list[Classification]:
     """Every class whose rule fires, most confident first (empty if the profile shows no activity)."""
     if profile.totals.cpu_s <= 0 and not profile.processes:

@@ -227,11 +227,16 @@ def analyze(
 
 
 def finish_profile(profile: WorkloadProfile) -> WorkloadProfile:
-    """Add the classes and the summary (rules in classify.py, prose in summary.py)."""
-    from schedcp.analysis.classify import classify
+    """Add the classes, the margin of the decision and the summary (rules in classify.py, prose in summary.py)."""
+    from schedcp.analysis.classify import classify, decide
     from schedcp.analysis.summary import summarize
 
     profile.classes = classify(profile)
+    decision = decide(profile.classes)
+    profile.class_margin = decision.margin
+    top, runner_up = decision.top, decision.runner_up
+    close = decision.close and top is not None and runner_up is not None
+    profile.close_call = [top.workload_class, runner_up.workload_class] if top and runner_up and close else []
     profile.summary = summarize(profile)
     return profile
 

@@ -144,6 +144,18 @@ def _overhead(profile: WorkloadProfile) -> str:
     return ("Observation cost: " + ", ".join(parts) + ".") if parts else ""
 
 
+def _close_call(profile: WorkloadProfile, classes: list[Classification]) -> str:
+    """A close call is said right after the headline: the planner must consider both classes."""
+    if len(profile.close_call) < 2 or profile.class_margin is None:
+        return ""
+    conf = {c.workload_class: c.confidence for c in classes}
+    a, b = profile.close_call[:2]
+    return (
+        f"Close call: {a} ({conf.get(a, 0):.2f}) or {b} ({conf.get(b, 0):.2f}), only {profile.class_margin:.2f} "
+        f"apart; consider policies for both."
+    )
+
+
 def summarize(profile: WorkloadProfile, classes: list[Classification] | None = None) -> str:
     """At most MAX_WORDS words; `classes` defaults to profile.classes."""
     classes = profile.classes if classes is None else classes
@@ -153,6 +165,9 @@ def summarize(profile: WorkloadProfile, classes: list[Classification] | None = N
     missing = _missing(profile)
     evidence = top.evidence[:MAX_EVIDENCE] if top else []
     second = f"Also fits {classes[1].workload_class} ({classes[1].confidence:.2f})." if len(classes) > 1 else ""
+    close = _close_call(profile, classes)
+    if close:
+        second = ""  # the close call names the runner-up already
     # Optional parts in reading order; dropped in DROP_ORDER when the text is too long.
     optional = {
         "numbers": _numbers(profile),
@@ -162,7 +177,7 @@ def summarize(profile: WorkloadProfile, classes: list[Classification] | None = N
     }
 
     def render() -> str:
-        parts = [headline]
+        parts = [headline, close] if close else [headline]
         if evidence:
             parts.append("Evidence: " + "; ".join(evidence) + ".")
         parts += [text for text in optional.values() if text]

@@ -40,6 +40,8 @@ class WorkloadCheck(BaseModel):
     found: str | None = Field(description="the profile's top class; None if nothing matched")
     confidence: float | None = None
     ok: bool = Field(description="found == declared")
+    margin: float | None = Field(None, description="the profile's class_margin: top minus the best competing class")
+    close_call: list[str] = Field(default_factory=list, description="the profile's close_call, if the margin was small")
     evidence: list[str] = Field(default_factory=list, description="the top class's evidence")
     other_classes: list[str] = Field(default_factory=list, description="'class (confidence)' for the rest")
     complete: bool
@@ -115,6 +117,8 @@ def _check(name: str, size: str, declared: str, profile: WorkloadProfile, wall_s
         found=top.workload_class if top else None,
         confidence=top.confidence if top else None,
         ok=top is not None and top.workload_class == declared,
+        margin=profile.class_margin,
+        close_call=list(profile.close_call),
         evidence=list(top.evidence) if top else [],
         other_classes=[f"{c.workload_class} ({c.confidence:.2f})" for c in profile.classes[1:]],
         complete=profile.complete,
@@ -129,16 +133,17 @@ def _check(name: str, size: str, declared: str, profile: WorkloadProfile, wall_s
 def render_checks(checks: Sequence[WorkloadCheck]) -> str:
     """A Markdown table: one row per workload, then the count that matched."""
     lines = [
-        "| workload | size | declared | found | confidence | other classes | tracer CPU | window |",
-        "|---|---|---|---|---|---|---|---|",
+        "| workload | size | declared | found | confidence | margin | other classes | tracer CPU | window |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for c in checks:
         found = c.found or (f"error: {c.error}" if c.error else "(none)")
         mark = "" if c.ok else " ✗"
         conf = f"{c.confidence:.2f}" if c.confidence is not None else "-"
+        margin = "-" if c.margin is None else f"{c.margin:.2f}" + (" (close call)" if c.close_call else "")
         bpf = f"{c.bpf_cpu_pct:.2f}%" if c.bpf_cpu_pct is not None else "-"
         others = ", ".join(c.other_classes) or "-"
-        cells = [c.workload, c.size, c.declared, found + mark, conf, others, bpf, f"{c.window_s:.1f} s"]
+        cells = [c.workload, c.size, c.declared, found + mark, conf, margin, others, bpf, f"{c.window_s:.1f} s"]
         lines.append("| " + " | ".join(cells) + " |")
     matched = sum(c.ok for c in checks)
     lines.append("")

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from schedcp.cli.common import JsonOpt, MemOpt, SetOpt, VcpuOpt, emit_json, handles_errors, out, session
-from schedcp.service import BenchResult, Size
+from schedcp.service import SIZES, BenchResult, Size
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: real workloads, A/B against the default scheduler.")
 
@@ -25,13 +25,19 @@ def bench_list(as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json(result)
         return
-    table = Table("workload", "class", "primary metric", "sizes")
+    table = Table("workload", "class", "primary metric", box=None, pad_edge=False)
+    for column in table.columns:
+        column.no_wrap = True
+    every = list(SIZES)
+    odd: list[str] = []
     for w in result.workloads:
         primary = next(m for m in w.metrics if m.name == w.primary)
-        sizes = ", ".join(s + ("*" if s == w.default_size else "") for s in w.sizes)
-        table.add_row(w.name, w.workload_class, f"{primary.name} ({primary.better} is better)", sizes)
+        table.add_row(w.name, w.workload_class, f"{primary.name} {'↓' if primary.better == 'lower' else '↑'}")
+        if list(w.sizes) != every or w.default_size != "small":
+            odd.append(f"{w.name}: {', '.join(w.sizes)} (default {w.default_size})")
     out.print(table)
-    out.print("[dim]* default size; `schedcp bench list --json` or docs/benchmarks.md for every metric[/]")
+    note = f"sizes {', '.join(every)} (default small)" + (f"; except {'; '.join(odd)}" if odd else "")
+    out.print(f"[dim]↓ lower is better, ↑ higher is better. {note}. Every metric: `--json` or docs/benchmarks.md[/]")
 
 
 @bench_app.command("run")

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from schedcp.cli.common import (
     PASSTHROUGH,
@@ -65,13 +66,17 @@ def policy_list(
     if as_json:
         emit_json(result)
         return
-    table = Table("name", "version", "id", "summary", "suits")
-    table.columns[3].ratio = 3
-    table.columns[4].ratio = 2
+    # Two lines a policy at any width: name, version, id and the classes it suits, then the
+    # summary cut to the line (`policy show NAME` has all of it).
     for p in result.policies:
-        name = p.name + (" [red](removed)[/]" if p.removed_at else "")
-        table.add_row(name, p.version, p.version_id[:8], p.summary, ", ".join(p.workload_classes) or "-")
-    out.print(table)
+        head = Text()
+        head.append(p.name, style="bold")
+        head.append(f" {p.version}  {p.version_id[:8]}")
+        if p.removed_at:
+            head.append("  removed", style="red")
+        head.append("  suits: " + (", ".join(p.workload_classes) or "-"), style="dim")
+        out.print(head, no_wrap=True, overflow="ellipsis")
+        out.print(Text("    " + p.summary), no_wrap=True, overflow="ellipsis")
 
 
 @policy_app.command("show")
@@ -138,7 +143,9 @@ def policy_show(
 def policy_add(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="a policy folder (or its policy.toml), or a folder of policy folders")],
-    author: Annotated[Literal["user", "agent"], typer.Option("--author", help="user or agent (builtin is reserved for the library)")] = "user",
+    author: Annotated[
+        Literal["user", "agent"], typer.Option("--author", help="user or agent (builtin is reserved for the library)")
+    ] = "user",
     parent: Annotated[
         str | None,
         typer.Option("--parent", help="the version this derives from: an id prefix, NAME@VERSION, or 'head'"),

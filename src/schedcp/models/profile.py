@@ -231,6 +231,16 @@ class WorkloadProfile(_Record):
     job_sizes: list[JobSizes] = Field(default_factory=list, description="names with >= 2 finished tasks")
     overhead: Overhead = Field(default_factory=Overhead)
     classes: list[Classification] = Field(default_factory=list, description="most confident first")
+    class_margin: float | None = Field(
+        None,
+        description="confidence of the top class minus that of the best competing class (not the class the top "
+        "one refines); None when no other class competes",
+    )
+    close_call: list[WorkloadClass] = Field(
+        default_factory=list,
+        description="the top class and its runner-up when the margin is under the classifier's CLOSE_MARGIN "
+        "(a close call: consider policies for both); empty when the decision is clear",
+    )
     summary: str = Field("", description="<= ~300 words for a person or an LLM")
 
     @property

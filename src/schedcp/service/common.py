@@ -50,5 +50,6 @@ def build(ctx: Context, policy: str, tunables: Tunables, out_dir: Path) -> Built
     """
     found = find_policy(policy)
     text = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in tunables.items()}
+    values = found.resolve_tunables(text)  # a bad value fails here, before anything is looked up or built
     kernel = find_kernel(ctx.settings.kernels_dir, ctx.settings.sandbox.kernel)
-    return build_policy(found, found.resolve_tunables(text), kernel, ctx.settings.cache_dir, out_dir)
+    return build_policy(found, values, kernel, ctx.settings.cache_dir, out_dir)
