@@ -6,9 +6,10 @@
     schedcp analyze list | show ID | diff A B | overhead
     schedcp analyze --schema                    the JSON schema of a WorkloadProfile
 
-A thin adapter over schedcp.analysis (engine, store, diff). `--` separates our options from the
-command, so the command's own options are never taken for ours; the group class below takes
-everything after `--` as the command before the subcommand parser sees it.
+A thin adapter over schedcp.analysis (engine, diff) and the repository (stored profiles). `--`
+separates our options from the command, so the command's own options are never taken for ours;
+the group class below takes everything after `--` as the command before the subcommand parser
+sees it.
 """
 
 from __future__ import annotations
@@ -125,10 +126,8 @@ def _emit(data: Any) -> None:
 
 def print_profile(profile: WorkloadProfile, stored_id: str | None) -> None:
     """Summary, classes with evidence, top processes, what is missing, and the stored id."""
-    from schedcp.analysis.store import target_text
-
     out.print(
-        f"[bold]{profile.target.kind} {target_text(profile)}[/] — {profile.where} {profile.host}, "
+        f"[bold]{profile.target.kind} {profile.target.text()}[/] — {profile.where} {profile.host}, "
         f"kernel {profile.kernel}, {profile.ncpus} CPUs, {profile.window_s:.1f} s"
         + (f", exit {profile.exit_code}" if profile.exit_code is not None else ""),
         highlight=False,
@@ -202,10 +201,10 @@ def run_analysis(
 
 
 def _store(url: str, profile: WorkloadProfile) -> str:
-    from schedcp.analysis.store import open_profile_db, save_profile
+    from schedcp.repository import open_repository
 
-    with open_profile_db(url) as db:
-        return save_profile(db, profile)
+    with open_repository(url) as repo:
+        return repo.save_profile(profile)
 
 
 @analyze_app.callback()
@@ -306,11 +305,11 @@ def analyze_list(
     as_json: JsonOpt = False,
 ) -> None:
     """Stored profiles, newest first."""
-    from schedcp.analysis.store import list_profiles, open_profile_db
+    from schedcp.repository import open_repository
 
     def go() -> None:
-        with open_profile_db(_db_url(ctx, db)) as conn:
-            records = list_profiles(conn, limit=limit, workload_class=class_)
+        with open_repository(_db_url(ctx, db)) as repo:
+            records = repo.list_profiles(limit=limit, workload_class=class_)
         if as_json:
             _emit({"profiles": [r.model_dump() for r in records]})
             return
@@ -339,7 +338,8 @@ def analyze_list(
 
 def _load(ctx: typer.Context, db: str | None, ref: str) -> WorkloadProfile:
     """A stored profile by id (prefix), or a profile JSON file."""
-    from schedcp.analysis.store import get_profile, load_profile_file, open_profile_db
+    from schedcp.models.profile import parse_profile_json
+    from schedcp.repository import open_repository
 
     path = Path(ref)
     if path.suffix == ".json" or path.is_file():
@@ -347,7 +347,7 @@ def _load(ctx: typer.Context, db: str | None, ref: str) -> WorkloadProfile:
             text = path.read_text()
         except OSError as exc:
             raise SchedcpError(f"cannot read the profile file {path}: {exc}") from exc
-        profile = load_profile_file(text, str(path))
+        profile = parse_profile_json(text, str(path))
         if not profile.classes and not profile.summary:  # a bare profile (e.g. from a test recording)
             from schedcp.analysis.classify import classify
             from schedcp.analysis.summary import summarize
@@ -355,8 +355,8 @@ def _load(ctx: typer.Context, db: str | None, ref: str) -> WorkloadProfile:
             profile.classes = classify(profile)
             profile.summary = summarize(profile)
         return profile
-    with open_profile_db(_db_url(ctx, db)) as conn:
-        return get_profile(conn, ref)
+    with open_repository(_db_url(ctx, db)) as repo:
+        return repo.get_profile(ref)
 
 
 @analyze_app.command("show")
