@@ -239,7 +239,7 @@ def _pg_unavailable(reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def pg_admin_url() -> Iterator[str]:
-    """An admin URL of a real PostgreSQL, shared by the repository and the analysis tests.
+    """An admin URL of a real PostgreSQL, shared by every repository test (profiles included).
 
     $SCHEDCP_TEST_PG_URL (a server you run), else one throwaway server for the whole session
     when initdb/pg_ctl and psycopg are installed; otherwise the PostgreSQL variants skip, saying

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from repo_helpers import FIXTURES, bench_result, make_policy, table_snapshot
 
-from schedcp.errors import CorruptArchive, RepositoryError
+from schedcp.errors import CorruptArchive, RepositoryError, VersionNotFound
+from schedcp.models.bench import BenchResult
 from schedcp.repository import PolicyRepository, open_repository
 from schedcp.repository.archive import MANIFEST, check_archive
 
@@ -236,3 +237,83 @@ def test_a_database_failure_during_import_rolls_back(repo: PolicyRepository, tmp
             dest.import_(archive)  # policies and versions come first, the results last
         assert table_snapshot(dest.db.url) == before
         assert dest.list_policies(include_removed=True) == []
+
+
+# -- the repository half of an archive: snapshot and restore, without a file ------------------
+
+
+def test_snapshot_and_restore_round_trip_through_the_public_api(repo: PolicyRepository, tmp_path: Path) -> None:
+    ids = _fill(repo, tmp_path)
+    snap = repo.snapshot()
+    assert [p.name for p in snap.policies] == ["batchfifo", "cachelocal", "latboost", "mine", "sjf", "vfair"]
+    mine = snap.policies[3]
+    assert (mine.head, [v.id for v in mine.versions]) == (ids["v2"], [ids["v1"], ids["v2"]])
+    assert (mine.versions[1].parent, mine.versions[1].author) == (ids["v1"], "agent")
+    assert mine.versions[0].source == repo.get("mine", ids["v1"][:8]).source
+    assert mine.versions[0].policy_toml == repo.get("mine", ids["v1"][:8]).policy_toml
+    assert [e.kind for e in mine.events] == ["added", "added"]
+    assert snap.policies[4].removed_at is not None  # sjf: removed policies are part of it
+    assert [(b.version, b.result.id) for b in snap.benchmarks] == [(ids["v2"], "r1")]
+    assert isinstance(snap.benchmarks[0].result, BenchResult)
+    assert [(r.version, r.passed, r.report) for r in snap.verifications] == [
+        (ids["v1"], False, {"static": "stall"}),
+        (ids["v2"], True, {"static": "ok"}),
+    ]
+    assert [p.name for p in repo.snapshot(["mine"]).policies] == ["mine"]
+    with pytest.raises(RepositoryError, match="cannot export nope"):
+        repo.snapshot(["nope"])
+    with open_repository(f"sqlite:///{tmp_path / 'other.db'}", import_builtins=False) as fresh:
+        report = fresh.restore(snap, origin="a test snapshot")
+        assert (report.archive, len(report.policies_added), report.versions_added) == ("a test snapshot", 6, 7)
+        assert (report.benchmarks_added, report.verifications_added) == (1, 2)
+        want, got = _comparable(repo), _comparable(fresh)
+        assert (got["policies"], got["versions"], got["benchmarks"]) == (
+            want["policies"],
+            want["versions"],
+            want["benchmarks"],
+        )
+        assert fresh.history("mine").events[-1].detail == "from a test snapshot"
+        again = fresh.snapshot()
+        assert [p.versions for p in again.policies] == [p.versions for p in snap.policies]
+        assert (again.benchmarks, again.verifications) == (snap.benchmarks, snap.verifications)
+        twice = fresh.restore(snap, origin="the same again")
+        assert (twice.policies_added, twice.versions_added, twice.versions_present) == ([], 0, 7)
+        assert (twice.benchmarks_added, twice.verifications_added) == (0, 0)
+
+
+def test_restore_checks_what_it_is_given_and_writes_all_or_nothing(repo: PolicyRepository, tmp_path: Path) -> None:
+    ids = _fill(repo, tmp_path)
+    snap = repo.snapshot(["mine", "latboost"])
+    target = f"sqlite:///{tmp_path / 'target.db'}"
+    with open_repository(target, import_builtins=False) as dest:
+        dest.add_policy(make_policy(tmp_path / "t", "already_here"))
+        before = table_snapshot(target)
+
+        forged = snap.model_copy(deep=True)
+        forged.policies[1].versions[0].source = "/* evil */\n"
+        with pytest.raises(
+            CorruptArchive, match=f"version {ids['v1'][:12]} of mine hashes to .*; its files were changed"
+        ):
+            dest.restore(forged, origin="forged")
+        assert table_snapshot(target) == before
+
+        headless = snap.model_copy(deep=True)
+        headless.policies[1].head = "0" * 64
+        with pytest.raises(CorruptArchive, match="the head 000000000000 of mine is not one of its versions"):
+            dest.restore(headless, origin="headless")
+        assert table_snapshot(target) == before
+
+        orphan = snap.model_copy(deep=True)
+        orphan.policies[1].versions = orphan.policies[1].versions[1:]
+        orphan.policies[1].versions[0].parent = "f" * 64
+        with pytest.raises(CorruptArchive, match="neither in the archive nor in this repository"):
+            dest.restore(orphan, origin="orphan")
+        assert table_snapshot(target) == before
+
+        # the policies and versions are written before the records: an unknown record's version rolls them back
+        stray = snap.model_copy(deep=True)
+        stray.benchmarks[0].version = "e" * 64
+        with pytest.raises(VersionNotFound):
+            dest.restore(stray, origin="stray")
+        assert table_snapshot(target) == before
+        assert [p.name for p in dest.list_policies()] == ["already_here"]

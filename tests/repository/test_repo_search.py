@@ -10,7 +10,7 @@ from repo_helpers import make_policy
 from schedcp.bpf.policy import builtin_dir
 from schedcp.errors import RepositoryError
 from schedcp.repository import PolicyRepository, WorkloadQuery, open_repository
-from schedcp.repository.search import FAMILY_MATCH, HINTED_CLASS, class_match, plan, words
+from schedcp.repository.ranking import FAMILY_MATCH, HINTED_CLASS, class_match, plan, words
 
 
 def names(hits: list) -> list[str]:  # type: ignore[type-arg]

@@ -91,10 +91,8 @@ def _num(x: float | None) -> str:
 
 
 def _label(p: WorkloadProfile) -> str:
-    from schedcp.analysis.store import target_text
-
     ident = p.id or "(not stored)"
-    return f"{ident} {p.target.kind} {target_text(p)[:50]} on {p.host} ({p.where}, {p.created:%Y-%m-%d %H:%M})"
+    return f"{ident} {p.target.kind} {p.target.text()[:50]} on {p.host} ({p.where}, {p.created:%Y-%m-%d %H:%M})"
 
 
 def _involuntary_share(p: WorkloadProfile) -> float | None:

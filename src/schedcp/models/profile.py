@@ -12,11 +12,14 @@ performance engineer reads fastest.
 
 from __future__ import annotations
 
+import json
+import shlex
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from schedcp.errors import AnalysisError
 from schedcp.models.vocabulary import WorkloadClass
 
 SCHEMA_VERSION = 1
@@ -200,6 +203,14 @@ class Target(_Record):
     pid: int | None = None
     cgroup: str | None = None
 
+    def text(self) -> str:
+        """The target as a person types it: the command shell-quoted, the pid, or the cgroup path."""
+        if self.kind == "command":
+            return shlex.join(self.command or [])
+        if self.kind == "pid":
+            return str(self.pid)
+        return self.cgroup or ""
+
 
 class WorkloadProfile(_Record):
     """The analysis engine's output. JSON schema: `WorkloadProfile.model_json_schema()`."""
@@ -246,3 +257,14 @@ class WorkloadProfile(_Record):
     @property
     def primary_class(self) -> WorkloadClass | None:
         return self.classes[0].workload_class if self.classes else None
+
+
+def parse_profile_json(text: str, origin: str) -> WorkloadProfile:
+    """A profile from JSON text (`schedcp analyze --json` output or a file); `origin` names it in the error."""
+    try:
+        data = json.loads(text)
+        if isinstance(data, dict) and "profile" in data and "totals" not in data:
+            data = data["profile"]  # an envelope such as {"profile": {...}, ...}
+        return WorkloadProfile.model_validate(data)
+    except (json.JSONDecodeError, ValidationError) as exc:
+        raise AnalysisError(f"{origin} is not a WorkloadProfile JSON: {exc}") from exc

@@ -1,7 +1,7 @@
-"""The policy repository: versions by content hash, history, search, results, import/export.
+"""The policy repository: versions by content hash, history, search, results, import/export, workload profiles.
 
 SQLite by default (WAL, one file under the data folder), PostgreSQL for a fleet (`--db`).
-See docs/repository.md.
+See docs/repository.md (its module map says which module owns which table).
 """
 
 from schedcp.repository.models import (
@@ -11,6 +11,8 @@ from schedcp.repository.models import (
     PolicyHistory,
     PolicyRecord,
     PolicyVersion,
+    ProfileRecord,
+    RepositorySnapshot,
     SearchHit,
     VerificationRecord,
     WorkloadQuery,
@@ -25,6 +27,8 @@ __all__ = [
     "PolicyRecord",
     "PolicyRepository",
     "PolicyVersion",
+    "ProfileRecord",
+    "RepositorySnapshot",
     "SearchHit",
     "VerificationRecord",
     "WorkloadQuery",

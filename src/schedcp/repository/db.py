@@ -5,9 +5,14 @@ URLs: `sqlite:///abs/path.db` (the default, at `<data_dir>/schedcp.db`), a plain
 `pip install 'schedcp[postgres]'`, imported only for such URLs).
 
 Every statement is written once, with `?` placeholders, and runs on both; the dialect layer
-covers what differs: the placeholder style, column types in the DDL, row locks, advisory locks
-and full-text search (FTS5 with bm25() on SQLite, a weighted tsvector with ts_rank_cd() on
-PostgreSQL). Upserts use `INSERT ... ON CONFLICT`, which both understand.
+covers what differs: the placeholder style, column types in the DDL, row locks and advisory
+locks. Full-text search differs most (FTS5 with bm25() on SQLite, a weighted tsvector with
+ts_rank_cd() on PostgreSQL); its statements live with its tables in `search.py`. Upserts use
+`INSERT ... ON CONFLICT`, which both understand.
+
+This module owns no table's data: it creates every table (the migrations are one ordered list,
+so they stay here), and each table's rows are read and written by one module only (the module
+map in docs/repository.md): `versions.py`, `search.py`, `results.py`, `profiles.py`.
 
 Migrations are numbered and recorded in `schema_migrations`; all pending ones are applied in
 one transaction, under a lock, so two processes opening a new database at once cannot both
@@ -38,12 +43,7 @@ log = logging.getLogger(__name__)
 DialectName = Literal["sqlite", "postgresql"]
 Row = dict[str, Any]
 BUSY_TIMEOUT_S = 60.0
-
-# Weights of the searchable fields: name and workload classes above summary above README.
-# SQLite: bm25() column weights; PostgreSQL: tsvector weights A (name, classes), B (summary), D (README).
-FTS_WEIGHTS = {"name": 10.0, "classes": 8.0, "summary": 4.0, "readme": 1.0}
-PG_RANK_WEIGHTS = "{0.1, 0.2, 0.4, 1.0}"  # D, C, B, A, as ts_rank_cd wants them
-_TERM = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+IN_LIST_MAX = 500  # parameters per IN (...) list: well under SQLite's oldest limit of 999
 
 
 def now() -> str:
@@ -83,55 +83,6 @@ class Tx:
         """
         if self.dialect.name == "postgresql":
             self.execute("SELECT pg_advisory_xact_lock(?)", (zlib.crc32(name.encode()),))
-
-    # -- full-text search: one document per policy ----------------------------------------
-
-    def fts_put(self, policy_id: int, name: str, classes: str, summary: str, readme: str) -> None:
-        self.fts_delete(policy_id)
-        if self.dialect.name == "sqlite":
-            self.execute(
-                "INSERT INTO policy_fts(rowid, name, classes, summary, readme) VALUES (?, ?, ?, ?, ?)",
-                (policy_id, name, classes, summary, readme),
-            )
-        else:
-            self.execute(
-                "INSERT INTO policy_search(policy_id, document) VALUES (?, "
-                "setweight(to_tsvector('english', ?), 'A') || setweight(to_tsvector('english', ?), 'A') || "
-                "setweight(to_tsvector('english', ?), 'B') || setweight(to_tsvector('english', ?), 'D'))",
-                (policy_id, name.replace("_", " "), classes, summary, readme),
-            )
-
-    def fts_delete(self, policy_id: int) -> None:
-        if self.dialect.name == "sqlite":
-            self.execute("DELETE FROM policy_fts WHERE rowid = ?", (policy_id,))
-        else:
-            self.execute("DELETE FROM policy_search WHERE policy_id = ?", (policy_id,))
-
-    def fts_rank(self, terms: Sequence[str]) -> dict[int, float]:
-        """Policy id -> relevance (higher is better) for documents matching any of `terms`.
-
-        Terms are lower-case words or hyphenated phrases (`latency-critical`); anything else is
-        dropped here, so no user text ever reaches the query syntax of either engine.
-        """
-        clean = sorted({t for t in terms if _TERM.match(t)})
-        if not clean:
-            return {}
-        if self.dialect.name == "sqlite":
-            match = " OR ".join('"' + t.replace("-", " ") + '"' for t in clean)
-            w = FTS_WEIGHTS
-            rows = self.execute(
-                f"SELECT rowid AS policy_id, bm25(policy_fts, {w['name']}, {w['classes']}, {w['summary']}, "
-                f"{w['readme']}) AS rank FROM policy_fts WHERE policy_fts MATCH ?",
-                (match,),
-            )
-            return {int(r["policy_id"]): -float(r["rank"]) for r in rows}  # bm25: lower is better
-        query = " | ".join("(" + " <-> ".join(t.split("-")) + ")" for t in clean)
-        rows = self.execute(
-            f"SELECT policy_id, ts_rank_cd('{PG_RANK_WEIGHTS}', document, q) AS rank "
-            "FROM policy_search, to_tsquery('english', ?) AS q WHERE document @@ q",
-            (query,),
-        )
-        return {int(r["policy_id"]): float(r["rank"]) for r in rows}
 
 
 @dataclass(frozen=True)
@@ -407,6 +358,17 @@ class Database:
         if applied:
             log.info("%s: applied migrations %s", redact(self.url), applied)
         return applied
+
+
+def marks(n: int) -> str:
+    """`n` placeholders for an `IN (...)` list: "?, ?, ?"."""
+    return ", ".join("?" * n)
+
+
+def chunks(values: Sequence[str], size: int = IN_LIST_MAX) -> Iterator[Sequence[str]]:
+    """`values` in slices short enough for one `IN (...)` list on either database."""
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
 
 
 def redact(url: str) -> str:

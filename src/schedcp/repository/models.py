@@ -1,4 +1,4 @@
-"""Records the policy repository hands out: versions, history, results, search hits."""
+"""Records the policy repository hands out: versions, history, results, search hits, snapshots, profiles."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from schedcp.bpf.policy import PolicySpec
-from schedcp.models.vocabulary import TunableValue
+from schedcp.models.bench import BenchResult
+from schedcp.models.profile import TargetKind, Where
+from schedcp.models.vocabulary import TunableValue, WorkloadClass
 
 Author = Literal["builtin", "user", "agent"]
 AddStatus = Literal["added", "unchanged", "docs-updated", "head-moved", "restored"]
@@ -214,3 +216,92 @@ class ExportReport(BaseModel):
     versions: int
     benchmarks: int
     verifications: int
+
+
+class VersionInfo(BaseModel):
+    """Whose a version is, for the records that name it (benchmark results, the `best_for` ranking)."""
+
+    id: str
+    policy: str
+    label: str
+    removed: bool = Field(description="the policy is soft-deleted")
+
+
+class VersionStats(BaseModel):
+    """What the stored results say about one version (`history` shows it beside each version)."""
+
+    benchmarks: int = 0
+    verifications: int = 0
+    verified: bool | None = Field(None, description="the newest verification report passed; None: never verified")
+
+
+# -- snapshots: the whole stored state of some policies, for an archive ---------------------------
+
+
+class VersionSnapshot(BaseModel):
+    """One stored version with every file text, exactly as the repository keeps it."""
+
+    id: str
+    parent: str | None
+    author: Author
+    label: str
+    created_at: str
+    docs_updated_at: str | None
+    origin: str
+    source_name: str
+    source: str
+    headers: dict[str, str] = Field(default_factory=dict, description="file name -> text, local and shared")
+    policy_toml: str
+    readme: str
+
+
+class PolicySnapshot(BaseModel):
+    """A policy with all its versions (oldest first) and events (oldest first)."""
+
+    name: str
+    created_at: str
+    updated_at: str
+    removed_at: str | None
+    head: str
+    versions: list[VersionSnapshot]
+    events: list[PolicyEvent]
+
+
+class BenchmarkSnapshot(BaseModel):
+    version: str
+    recorded_at: str
+    result: BenchResult
+
+
+class VerificationSnapshot(BaseModel):
+    version: str
+    passed: bool
+    created_at: str
+    report: Any = None
+
+
+class RepositorySnapshot(BaseModel):
+    """What `PolicyRepository.snapshot` reads and `restore` writes (the archive serializes it)."""
+
+    policies: list[PolicySnapshot] = Field(default_factory=list, description="by name")
+    benchmarks: list[BenchmarkSnapshot] = Field(default_factory=list, description="by policy, version, record")
+    verifications: list[VerificationSnapshot] = Field(default_factory=list, description="by policy, version, record")
+
+
+# -- workload profiles ------------------------------------------------------------------------------
+
+
+class ProfileRecord(BaseModel):
+    """One stored profile, as `list_profiles` shows it (the full profile: `get_profile`)."""
+
+    id: str
+    created: str
+    host: str
+    kernel: str
+    where: Where
+    target_kind: TargetKind
+    target: str
+    primary_class: WorkloadClass | None
+    complete: bool
+    window_s: float
+    stored_at: str
