@@ -17,6 +17,7 @@ marker is a collection error: the markers cannot drift from what the tests reall
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import uuid
@@ -45,7 +46,6 @@ MARKER_OF_FIXTURE = {
     "pg_url": ("postgres",),
     "pg_admin_url": ("postgres",),
 }
-GATES = {"sandbox": "sandbox_ready", "bpf": "bpf_ready", "host_bpf": "host_bpf_ready"}
 
 
 def our_qemu_pids() -> set[int]:
@@ -70,49 +70,54 @@ def required() -> bool:
     return os.environ.get("CI") == "true" or os.environ.get("SCHEDCP_REQUIRE_SANDBOX") == "1"
 
 
-def unavailable(what: str, problem: str) -> None:
+def unavailable(marker: str, problem: str) -> None:
     if required():
-        pytest.fail(f"{what} is required here (CI=true) but cannot be set up: {problem}")
-    pytest.skip(f"{what} unavailable on this machine: {problem}")
+        pytest.fail(f"this `{marker}` test is required here (CI=true) but cannot run: {problem}")
+    pytest.skip(f"`{marker}` unavailable on this machine: {problem}")
 
 
-def _kernel_problem() -> str | None:
+@functools.cache
+def _bpf_problem() -> str | None:
+    """clang-19 and the sandbox kernel's BTF (for vmlinux.h): what a BPF build needs."""
+    from schedcp.bpf.toolchain import CLANG
+
     try:
         settings = load_settings()
         find_kernel(settings.kernels_dir, settings.sandbox.kernel)
     except SchedcpError as exc:
         return str(exc)
+    if shutil.which(CLANG) is None:
+        return f"{CLANG} is not installed (make setup)"
     return None
 
 
-@pytest.fixture(scope="session")
-def sandbox_ready(bpf_ready: None) -> None:
+@functools.cache
+def _sandbox_problem() -> str | None:
     try:
         check_qemu(load_settings().sandbox.qemu)
     except SchedcpError as exc:
-        unavailable("the sandbox", str(exc))
+        return str(exc)
+    return _bpf_problem()
 
 
-@pytest.fixture(scope="session")
-def bpf_ready() -> None:
-    """clang-19 and the sandbox kernel's BTF (for vmlinux.h) are what a BPF build needs."""
-    from schedcp.bpf.toolchain import CLANG
-
-    problem = _kernel_problem()
-    if problem is None and shutil.which(CLANG) is None:
-        problem = f"{CLANG} is not installed (make setup)"
-    if problem is not None:
-        unavailable("the BPF toolchain", problem)
-        return
-
-
-@pytest.fixture(scope="session")
-def host_bpf_ready(bpf_ready: None) -> None:
-    """Loading our tracer on this host: root and the kernel's BTF."""
+@functools.cache
+def _host_bpf_problem() -> str | None:
     if os.geteuid() != 0:
-        unavailable("host BPF", "loading BPF programs needs root")
+        return "loading BPF programs needs root"
     if not Path("/sys/kernel/btf/vmlinux").exists():
-        unavailable("host BPF", "the host kernel has no BTF (/sys/kernel/btf/vmlinux)")
+        return "the host kernel has no BTF (/sys/kernel/btf/vmlinux)"
+    return _bpf_problem()
+
+
+GATES = {"sandbox": _sandbox_problem, "bpf": _bpf_problem, "host_bpf": _host_bpf_problem}
+
+
+@pytest.hookimpl(tryfirst=True)  # before any fixture of the test is set up
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A marked test runs only where its requirement is met: skipped (or failed in CI) otherwise."""
+    for marker, problem in GATES.items():
+        if item.get_closest_marker(marker) and (found := problem()) is not None:
+            unavailable(marker, found)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -124,9 +129,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                     f"{item.nodeid} uses the `{fixture}` fixture but is not marked `{markers[0]}`: "
                     f"add @pytest.mark.{markers[0]} (or pytestmark) so `make test-fast` leaves it out"
                 )
-        for marker, gate in GATES.items():
-            if item.get_closest_marker(marker):
-                item.add_marker(pytest.mark.usefixtures(gate))
 
 
 @pytest.fixture(scope="session")
@@ -174,7 +176,7 @@ class _SharedVM:
 
 
 @pytest.fixture(scope="session")
-def shared_vm(sandbox_ready: None, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[_SharedVM]:
+def shared_vm(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[_SharedVM]:
     holder = _SharedVM(settings, tmp_path_factory.mktemp("vmshare"))
     yield holder
     holder.close()
@@ -188,7 +190,7 @@ def vm(shared_vm: _SharedVM) -> Sandbox:
 
 
 @pytest.fixture(scope="session")
-def build(bpf_ready: None, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., BuiltPolicy]:
+def build(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., BuiltPolicy]:
     """Build a built-in policy (by name) or a fixture (by folder name) with tunable overrides."""
     out = tmp_path_factory.mktemp("built")
     kernel = find_kernel(settings.kernels_dir, settings.sandbox.kernel)

@@ -12,13 +12,12 @@ import json
 from pathlib import Path
 
 import pytest
+from cli.json_shape import assert_shape
 from typer.testing import CliRunner
 
 from schedcp.analysis.classify import CLOSE_MARGIN
 from schedcp.cli.main import app
 from schedcp.models.profile import WorkloadProfile
-
-from cli.json_shape import assert_shape
 
 pytestmark = pytest.mark.sandbox
 

@@ -73,6 +73,7 @@ def test_repository_commands_keep_their_json_keys(db: str, tmp_path: Path) -> No
     assert_shape("policy-search", js("policy", "search", "latency", "--json"))
     assert_shape("policy-history", js("policy", "history", "fifo", "--json"))
     assert_shape("policy-show-folder", js("policy", "show", str(FIXTURES / "policies" / "good"), "--json"))
+    assert_shape("policy-show", js("policy", "show", "fifo", "--json"))
     good = tmp_path / "good"
     shutil.copytree(FIXTURES / "policies" / "good", good)
     assert_shape("policy-add", js("policy", "add", str(good), "--json"))

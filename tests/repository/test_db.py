@@ -88,6 +88,5 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_an_unreachable_postgresql_server_is_a_clear_error() -> None:
-    pytest.importorskip("psycopg", reason="psycopg is not installed: pip install 'schedcp[postgres]'")
     with pytest.raises(RepositoryError, match=r"cannot connect to postgresql://nobody:\*\*\*@127.0.0.1:1/x"):
         open_database("postgresql://nobody:pw@127.0.0.1:1/x?connect_timeout=2")
