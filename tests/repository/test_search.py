@@ -8,8 +8,9 @@ import pytest
 from repo_helpers import make_policy
 
 from schedcp.errors import RepositoryError
+from schedcp.models.vocabulary import WORKLOAD_CLASSES
 from schedcp.repository import PolicyRepository, WorkloadQuery, open_repository
-from schedcp.repository.ranking import FAMILY_MATCH, HINTED_CLASS, class_match, plan, words
+from schedcp.repository.ranking import CLASS_HINTS, FAMILY_MATCH, FEATURE_HINTS, HINTED_CLASS, class_match, plan, words
 
 
 def names(hits: list) -> list[str]:  # type: ignore[type-arg]
@@ -99,10 +100,9 @@ def test_query_plan() -> None:
     assert words("The Latency-Critical, web servers!") == ["latency-critical", "web", "servers"]
     p = plan("latency sensitive web servers")
     assert {"latency", "sensitive", "web", "servers", "request-response", "latency-critical"} <= set(p.terms)
-    assert p.classes == {"latency-critical": HINTED_CLASS, "latency-critical-server": HINTED_CLASS}
+    assert p.classes == {"latency-critical-server": HINTED_CLASS}
     explicit = plan("", classes=["Latency-Critical-Server"], features=["frequent-wakeups", "my-own-feature"])
-    assert explicit.classes["latency-critical-server"] == 1.0
-    assert explicit.classes["latency-critical"] == HINTED_CLASS
+    assert explicit.classes["latency-critical-server"] == 1.0  # explicit beats the feature's hint
     assert {"wakeup", "my-own-feature"} <= set(explicit.terms)  # an unknown feature is searched as a phrase
 
 
@@ -134,3 +134,10 @@ def test_the_builtin_cgroup_policy_serves_a_multi_tenant_profile(tmp_path: Path)
     with open_repository(f"sqlite:///{tmp_path / 'r.db'}") as repo:
         assert repo.search(WorkloadQuery(classes=["multi-tenant", "cpu-bound-batch"]))[0].name == "cgroup_fair"
         assert repo.search("containers in cgroups with different weights")[0].name == "cgroup_fair"
+
+
+def test_every_hinted_class_is_in_the_vocabulary() -> None:
+    """A hint to a class no policy can declare would match nothing (docs/classes.md)."""
+    hinted = {c for classes in CLASS_HINTS.values() for c in classes}
+    hinted |= {c for _, classes in FEATURE_HINTS.values() for c in classes}
+    assert hinted <= set(WORKLOAD_CLASSES), hinted - set(WORKLOAD_CLASSES)

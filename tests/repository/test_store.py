@@ -387,3 +387,21 @@ def test_shared_headers_a_policy_includes_are_part_of_the_version(
     assert (out / "helpers.bpf.h").read_text() == "#define KEEP 1\n"
     # Read back from that folder, its local copies win and the id is the same as when added.
     assert read_policy(out).id == first.version
+
+
+def test_class_names_outside_the_vocabulary_are_refused_in_a_folder(repo: PolicyRepository, tmp_path: Path) -> None:
+    folder = make_policy(tmp_path, "old", classes=["throughput"])
+    with pytest.raises(PolicyError, match="workload_classes"):
+        repo.add_policy(folder)
+    assert repo.list_policies() == []
+
+
+def test_versions_stored_before_the_vocabulary_read_back_through_it(repo: PolicyRepository, tmp_path: Path) -> None:
+    """A version's policy.toml text is immutable; one stored with an old class name must still read
+    (as the class it meant) rather than make the repository unreadable."""
+    vid = repo.add_policy(make_policy(tmp_path, "old", summary="Old words.", classes=["cpu-bound-batch"])).version
+    old_toml = repo.get("old").policy_toml.replace('["cpu-bound-batch"]', '["throughput", "cache-heavy"]')
+    with repo.db.transaction() as tx:  # what an earlier schedcp wrote
+        tx.execute("UPDATE policy_versions SET policy_toml = ? WHERE id = ?", (old_toml, vid))
+    assert repo.get("old").spec.workload_classes == ["cpu-bound-batch"]
+    assert repo.list_policies()[0].workload_classes == ["cpu-bound-batch"]

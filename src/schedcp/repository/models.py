@@ -67,8 +67,8 @@ class PolicyRecord(BaseModel):
     head: str
     label: str
     summary: str
-    workload_classes: list[str]
-    unsuited_classes: list[str]
+    workload_classes: list[WorkloadClass]
+    unsuited_classes: list[WorkloadClass]
     author: Author
     origin: str
     versions: int

@@ -78,12 +78,13 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "kubernetes": ("container", "multi-tenant"),
 }
 
-# Query word -> workload classes it suggests (weight HINTED_CLASS).
+# Query word -> workload classes it suggests (weight HINTED_CLASS); every one a WorkloadClass
+# (schedcp.models.vocabulary), which a test checks.
 CLASS_HINTS: dict[str, tuple[str, ...]] = {
-    "latency": ("latency-critical",),
-    "responsive": ("latency-critical",),
-    "interactive": ("interactive", "latency-critical"),
-    "desktop": ("interactive",),
+    "latency": ("latency-critical-server",),
+    "responsive": ("latency-critical-server",),
+    "interactive": ("mixed-interactive-batch", "latency-critical-server"),
+    "desktop": ("mixed-interactive-batch",),
     "web": ("latency-critical-server",),
     "http": ("latency-critical-server",),
     "server": ("latency-critical-server",),
@@ -110,8 +111,8 @@ CLASS_HINTS: dict[str, tuple[str, ...]] = {
 
 # Workload-profile feature -> (search terms, suggested classes). Unknown features are searched as text.
 FEATURE_HINTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "frequent-wakeups": (("wakeup", "latency"), ("latency-critical",)),
-    "short-bursts": (("short", "wakeup", "latency"), ("latency-critical",)),
+    "frequent-wakeups": (("wakeup", "latency"), ("latency-critical-server",)),
+    "short-bursts": (("short", "wakeup", "latency"), ("latency-critical-server",)),
     "request-response": (("request-response", "latency"), ("latency-critical-server",)),
     "cpu-bound": (("throughput", "batch"), ("cpu-bound-batch",)),
     "fork-heavy": (("fork", "build"), ("fork-heavy-build",)),
@@ -119,7 +120,7 @@ FEATURE_HINTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "periodic": (("periodic", "deadline"), ("periodic-soft-realtime",)),
     "cache-sensitive": (("cache", "locality"), ()),
     "oversubscribed": (("oversubscription", "fair", "fairness"), ()),
-    "io-bound": (("io", "wakeup"), ()),
+    "io-bound": (("io", "wakeup"), ("io-bound",)),
     "pipe-ipc": (("pipe", "messaging"), ("pipeline-messaging",)),
     "multi-cgroup": (("cgroup", "multi-tenant", "weighted"), ("multi-tenant",)),
 }

@@ -384,7 +384,7 @@ def _reindex(tx: Tx, pid: int) -> None:
         tx,
         pid,
         row["name"],
-        json.loads(row["workload_classes"]),
+        list(spec.workload_classes),  # through the vocabulary: a stored legacy name is read as what it meant
         f"{row['summary']}\n{spec.description}",
         row["readme"],
     )
@@ -491,19 +491,22 @@ def list_policies(tx: Tx, include_removed: bool = False) -> list[PolicyRecord]:
         + ("" if include_removed else "WHERE p.removed_at IS NULL ")
         + "ORDER BY p.name"
     )
-    return [
-        PolicyRecord.model_validate(
-            {
-                **r,
-                "head": r["head_version"],
-                "workload_classes": json.loads(r["workload_classes"]),
-                "unsuited_classes": json.loads(r["unsuited_classes"]),
-                "versions": r["n"],
-                "spec": _spec(r["policy_toml"]),
-            }
+    records = []
+    for r in rows:
+        spec = _spec(r["policy_toml"])  # classes through the vocabulary, as everywhere else
+        records.append(
+            PolicyRecord.model_validate(
+                {
+                    **r,
+                    "head": r["head_version"],
+                    "workload_classes": spec.workload_classes,
+                    "unsuited_classes": spec.unsuited_classes,
+                    "versions": r["n"],
+                    "spec": spec,
+                }
+            )
         )
-        for r in rows
-    ]
+    return records
 
 
 def version_ids(tx: Tx, name: str) -> list[str]:
@@ -571,20 +574,23 @@ def search_candidates(tx: Tx) -> list[Candidate]:
         "v.policy_toml, v.readme FROM policies p JOIN policy_versions v ON v.id = p.head_version "
         "WHERE p.removed_at IS NULL"
     )
-    return [
-        Candidate(
-            policy_id=int(r["id"]),
-            name=r["name"],
-            version=r["version"],
-            label=r["label"],
-            summary=r["summary"],
-            description=_spec(r["policy_toml"]).description,
-            readme=r["readme"],
-            workload_classes=json.loads(r["workload_classes"]),
-            unsuited_classes=json.loads(r["unsuited_classes"]),
+    candidates = []
+    for r in rows:
+        spec = _spec(r["policy_toml"])
+        candidates.append(
+            Candidate(
+                policy_id=int(r["id"]),
+                name=r["name"],
+                version=r["version"],
+                label=r["label"],
+                summary=r["summary"],
+                description=spec.description,
+                readme=r["readme"],
+                workload_classes=list(spec.workload_classes),
+                unsuited_classes=list(spec.unsuited_classes),
+            )
         )
-        for r in rows
-    ]
+    return candidates
 
 
 # -- removing ---------------------------------------------------------------------------------
