@@ -7,15 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from schedcp.bpf.policy import PolicySpec, StatSpec, TunableSpec
+from schedcp.bpf.policy import PolicySpec, StatSpec, TunableSpec, format_duration, format_range, format_value
 from schedcp.bpf.readme import (
     COMMAND,
     END,
     EXIT_RECORD,
     begin_marker,
-    format_duration,
-    format_range,
-    format_value,
     main,
     render_stats,
     render_tunables,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -36,6 +37,50 @@ TYPE_RANGES: dict[str, tuple[int, int]] = {
 SIZES = {"u32": 4, "u64": 8, "s32": 4, "s64": 8, "bool": 1, "str16": 16}
 DURATION_UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+
+
+# Largest first: a duration is written in the largest unit it reaches (5000000 ns -> 5 ms).
+_BY_SIZE = sorted(DURATION_UNITS.items(), key=lambda kv: kv[1], reverse=True)
+
+
+def format_duration(ns: int) -> str:
+    """`ns` in the largest unit it reaches, exactly (1500000 -> "1.5 ms", 999 -> "999 ns")."""
+    if ns == 0:
+        return "0"
+    sign, size = ("-" if ns < 0 else ""), abs(ns)
+    unit, scale = next((u, s) for u, s in _BY_SIZE if size >= s)
+    # Decimal keeps every digit (1000001 ns is "1.000001 ms", never a rounded "1 ms").
+    number = format((Decimal(size) / scale).normalize(), "f")
+    return f"{sign}{number} {unit}"
+
+
+def format_value(tunable: TunableSpec, value: TunableValue) -> str:
+    """A value as a reader would write it: durations in a readable unit, bools as true/false."""
+    if tunable.type == "bool":
+        return "true" if value else "false"
+    if tunable.type == "str16":
+        return f"`{value}`" if value else "empty"
+    assert isinstance(value, int)
+    if tunable.unit in DURATION_UNITS:
+        return format_duration(value * DURATION_UNITS[tunable.unit])
+    return f"{value} {tunable.unit}" if tunable.unit else str(value)
+
+
+def format_range(tunable: TunableSpec) -> str:
+    """The values `--set` accepts; a bound that is only the type's own limit is left out."""
+    if tunable.type == "bool":
+        return "true or false"
+    if tunable.type == "str16":
+        return f"up to {STR16_MAX} characters"
+    assert tunable.min is not None  # filled in by TunableSpec's validator
+    assert tunable.max is not None
+    type_lo, type_hi = TYPE_RANGES[tunable.type]
+    lo, hi = format_value(tunable, tunable.min), format_value(tunable, tunable.max)
+    if tunable.max == type_hi:
+        return "any" if tunable.min == type_lo else f"at least {lo}"
+    if tunable.min == type_lo and type_lo != 0:
+        return f"at most {hi}"
+    return f"{lo} to {hi}"
 
 
 class TunableSpec(BaseModel):
@@ -65,6 +110,14 @@ class TunableSpec(BaseModel):
         if not self.min <= int(self.default) <= self.max:
             raise ValueError(f"default {self.default} outside [{self.min}, {self.max}]")
         return self
+
+    def show(self, value: TunableValue) -> str:
+        """A value as a person writes it (20 ms, true, `lt_long`): for tables, READMEs, agents."""
+        return format_value(self, value)
+
+    def accepts(self) -> str:
+        """The values `--set` takes, in words (100 us to 100 ms; true or false)."""
+        return format_range(self)
 
     def parse(self, name: str, text: str) -> TunableValue:
         """Parse a command-line value; durations take ns/us/ms/s suffixes when the unit is ns."""

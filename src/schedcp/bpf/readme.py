@@ -31,22 +31,18 @@ import argparse
 import re
 import sys
 from collections.abc import Sequence
-from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
 from schedcp.bpf.policy import (
-    DURATION_UNITS,
-    STR16_MAX,
-    TYPE_RANGES,
     Policy,
     PolicySpec,
-    TunableSpec,
     builtin_policies,
+    format_range,
+    format_value,
     load_policy,
 )
 from schedcp.errors import PolicyError
-from schedcp.models.vocabulary import TunableValue
 
 Region = Literal["tunables", "stats"]
 REGIONS: tuple[Region, ...] = ("tunables", "stats")
@@ -58,52 +54,9 @@ EXIT_RECORD = (
     " (see `include/schedcp.bpf.h`); the run report carries it as `exit_info`."
 )
 
-# Largest first: a duration is written in the largest unit it reaches (5000000 ns -> 5 ms).
-_BY_SIZE = sorted(DURATION_UNITS.items(), key=lambda kv: kv[1], reverse=True)
-
 
 def begin_marker(region: Region) -> str:
     return f"<!-- policy.toml: {region} -->"
-
-
-def format_duration(ns: int) -> str:
-    """`ns` in the largest unit it reaches, exactly (1500000 -> "1.5 ms", 999 -> "999 ns")."""
-    if ns == 0:
-        return "0"
-    sign, size = ("-" if ns < 0 else ""), abs(ns)
-    unit, scale = next((u, s) for u, s in _BY_SIZE if size >= s)
-    # Decimal keeps every digit (1000001 ns is "1.000001 ms", never a rounded "1 ms").
-    number = format((Decimal(size) / scale).normalize(), "f")
-    return f"{sign}{number} {unit}"
-
-
-def format_value(tunable: TunableSpec, value: TunableValue) -> str:
-    """A value as a reader would write it: durations in a readable unit, bools as true/false."""
-    if tunable.type == "bool":
-        return "true" if value else "false"
-    if tunable.type == "str16":
-        return f"`{value}`" if value else "empty"
-    assert isinstance(value, int)
-    if tunable.unit in DURATION_UNITS:
-        return format_duration(value * DURATION_UNITS[tunable.unit])
-    return f"{value} {tunable.unit}" if tunable.unit else str(value)
-
-
-def format_range(tunable: TunableSpec) -> str:
-    """The values `--set` accepts; a bound that is only the type's own limit is left out."""
-    if tunable.type == "bool":
-        return "true or false"
-    if tunable.type == "str16":
-        return f"up to {STR16_MAX} characters"
-    assert tunable.min is not None  # filled in by TunableSpec's validator
-    assert tunable.max is not None
-    type_lo, type_hi = TYPE_RANGES[tunable.type]
-    lo, hi = format_value(tunable, tunable.min), format_value(tunable, tunable.max)
-    if tunable.max == type_hi:
-        return "any" if tunable.min == type_lo else f"at least {lo}"
-    if tunable.min == type_lo and type_lo != 0:
-        return f"at most {hi}"
-    return f"{lo} to {hi}"
 
 
 def _prose(text: str) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -45,7 +46,7 @@ def _db(ctx: typer.Context) -> str | None:
 
 
 def interval(low: float | None, high: float | None) -> str:
-    return f"[{low:.3f}, {high:.3f}]" if low is not None and high is not None else "-"
+    return f"[{low:.2f}, {high:.2f}]" if low is not None and high is not None else "-"
 
 
 # -- the repository ---------------------------------------------------------------------------
@@ -116,22 +117,28 @@ def policy_show(
     if v.workload_classes or v.unsuited_classes:
         suits, unsuited = ", ".join(v.workload_classes) or "-", ", ".join(v.unsuited_classes) or "-"
         out.print(f"suits: {suits}; unsuited: {unsuited}")
-    table = Table("tunable", "type", "default", "range", "unit", "description")
+    if v.tunables:
+        out.print("[bold]tunables[/] (--set NAME=VALUE)")
     for key, t in v.tunables.items():
-        table.add_row(key, t.type, str(t.default), f"[{t.min}, {t.max}]", t.unit or "", t.description)
-    out.print(table)
+        out.print(f"  [bold]{key}[/] {t.type}, default {t.show(t.default)}; {t.accepts()}", highlight=False)
+        out.print(Padding(t.description, (0, 0, 0, 4)), highlight=False)
     if v.verifications:
         out.print(
             "verification: "
             + ", ".join(f"{'passed' if r.passed else 'FAILED'} {r.created_at[:19]}" for r in v.verifications[:5])
         )
     if v.benchmarks:
-        table = Table("workload", "metric", "gain", "95% interval", "verdict", "measured")
+        table = Table("workload (metric)", "gain", "95% interval", "verdict", "measured", box=None, pad_edge=False)
         for b in v.benchmarks:
             table.add_row(
-                b.workload, b.metric, f"{b.gain:.3f}x", interval(b.gain_low, b.gain_high), b.verdict, b.measured_at[:10]
+                f"{b.workload} ({b.metric})",
+                f"{b.gain:.2f}x",
+                interval(b.gain_low, b.gain_high),
+                b.verdict,
+                b.measured_at[:10],
             )
-        out.print(table)
+        out.print("[bold]benchmarks[/] (gain over the default scheduler, > 1 is better)")
+        out.print(Padding(table, (0, 0, 0, 2)))
     if v.extracted is not None:
         out.print(f"files written to {v.extracted}")
     if v.source is not None:
@@ -209,7 +216,7 @@ def policy_history(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> N
         return
     removed = f", removed {hist.removed_at[:19]}" if hist.removed_at else ""
     out.print(f"[bold]{hist.name}[/] created {hist.created_at[:19]}{removed}")
-    table = Table("version", "id", "parent", "author", "added", "results", "verified", "")
+    table = Table("version", "id", "parent", "author", "added", "results", "verified", "", box=None, pad_edge=False)
     for v in hist.versions:
         verified = "-" if v.verified is None else "passed" if v.verified else "FAILED"
         table.add_row(
@@ -309,25 +316,20 @@ def policy_best(
     if not result.ranking:
         out.print("no benchmark results recorded for that yet")
         return
-    tunables = any(e.tunables for e in result.ranking)
-    table = Table(title="gain over the default scheduler on the workload's primary metric (> 1 is better)")
-    for col in (
-        "#",
-        "policy",
-        "version",
-        *(["tunables"] if tunables else []),
-        "workload",
-        "gain",
-        "95% int.",
-        "verdict",
-    ):
-        table.add_column(col)
+    title = "gain over the default scheduler on each workload's primary metric (> 1 is better)"
+    table = Table("#", "policy@version", "workload (metric)", "gain", "95% interval", "verdict", box=None, title=title)
     for e in result.ranking:
-        row = [str(e.rank), e.policy, e.version[:8]]
-        if tunables:
-            row.append(", ".join(f"{k}={v}" for k, v in e.tunables.items()) or "defaults")
-        row += [f"{e.workload} ({e.metric})", f"{e.gain:.2f}x", interval(e.gain_low, e.gain_high), e.verdict]
-        table.add_row(*row)
+        workload = Text(f"{e.workload} ({e.metric})")
+        if e.tunables:  # the values the result was measured with
+            workload.append("\n" + ", ".join(f"{k}={v}" for k, v in e.tunables.items()), style="dim")
+        table.add_row(
+            str(e.rank),
+            f"{e.policy}@{e.version[:8]}",
+            workload,
+            f"{e.gain:.2f}x",
+            interval(e.gain_low, e.gain_high),
+            e.verdict,
+        )
     out.print(table)
 
 
