@@ -72,6 +72,11 @@ def _recorded() -> list[Path]:
     return sorted(RECORDED.glob("*.json"))
 
 
+def load(path: Path) -> WorkloadProfile:
+    """A recording's profile (the files carry it under "profile", beside the expected class)."""
+    return WorkloadProfile.model_validate(json.loads(path.read_text())["profile"])
+
+
 def _recorded_cases() -> list[object]:
     """Each recording; one with a "known_gap" is a strict xfail (it must start passing once fixed)."""
     cases: list[object] = []
@@ -373,3 +378,36 @@ def test_equal_weights_are_still_tenants_with_less_confidence() -> None:
     c_eq = next(c for c in classify(equal) if c.workload_class == "multi-tenant")
     c_un = next(c for c in classify(unequal) if c.workload_class == "multi-tenant")
     assert c_eq.confidence < c_un.confidence
+
+
+def test_a_batch_driver_woken_often_is_not_the_interactive_side_of_a_mixed_workload() -> None:
+    """What made CI flake: at the tiny size the long-tail driver (python3) was woken more than
+    INTERACTIVE_MIN_TASK_WAKEUPS_PER_S times a second per task while it wrote the jobs' inputs,
+    and the profile read as mixed-interactive-batch (0.89) ahead of batch-long-tail (0.79). The
+    jobs are its own children (they wake it as they end): it drives the batch."""
+    from schedcp.analysis.classify import INTERACTIVE_MIN_TASK_WAKEUPS_PER_S, batch_drivers, signals
+
+    profile = load(RECORDED / "sandbox-long-tail-compress-tiny-waking.json")
+    driver = next(p for p in profile.processes if p.comm == "python3")
+    scale = 1.2 * INTERACTIVE_MIN_TASK_WAKEUPS_PER_S * driver.tasks * profile.window_s / driver.wakeups
+    driver.wakeups = round(driver.wakeups * scale)
+    for pair in profile.wake_pairs:  # the extra wakeups came from where the others did (interrupts)
+        if pair.wakee == "python3":
+            pair.count = round(pair.count * scale)
+    sig = signals(profile)
+    group = next(g for g in sig.groups if g.comm == "python3")
+    assert (group.role, group.kind) == ("waker", "server")  # as in CI: it looks like a request handler
+    assert group.wakeups_per_s / group.tasks > INTERACTIVE_MIN_TASK_WAKEUPS_PER_S
+    assert "python3" in batch_drivers(sig)
+    classes = classify(profile)
+    assert classes[0].workload_class == "batch-long-tail"
+    assert "mixed-interactive-batch" not in [c.workload_class for c in classes]
+
+
+def test_a_service_beside_long_running_hogs_is_still_mixed() -> None:
+    """The driver rule needs a batch of finished jobs: stress-ng's hogs beside wakeup_server are none."""
+    from schedcp.analysis.classify import batch_drivers, signals
+
+    profile = load(RECORDED / "sandbox-mixed-interactive-batch-tiny-waking.json")
+    assert batch_drivers(signals(profile)) == {}
+    assert classify(profile)[0].workload_class == "mixed-interactive-batch"

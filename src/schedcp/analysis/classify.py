@@ -119,6 +119,18 @@ PERIODIC_MIN_TASK_WAKEUPS_PER_S = 50.0
 # Interactive threads are woken often each (wakeup_server: ~200/s per thread), unlike a batch
 # driver woken when a child exits (the long-tail driver: a few per second).
 INTERACTIVE_MIN_TASK_WAKEUPS_PER_S = 20.0
+# ...but that rate alone does not tell a batch's driver from a service: at the tiny sizes the
+# long-tail driver, reading and writing its inputs before the jobs start, was woken 4-18 times a
+# second per task in the sandbox (20+ once in CI, which made long-tail-compress look like
+# mixed-interactive-batch), and a rate scales with the machine's speed. What does tell them
+# apart: a driver's CPU hogs are a batch of its own children, so the batch's jobs wake it as
+# they exit (the long-tail driver: 1-4 exit wakeups per finished job) or it forked at least as
+# many tasks as jobs finished (the compile variant, whose jobs are woken by their gcc drivers:
+# 10 forks for 8 jobs). A service beside batch work shares neither: wakeup_server beside
+# stress-ng had no batch of finished jobs at all. A waker group that drives the batch is not
+# the interactive side of a mixed workload.
+DRIVER_MIN_EXIT_WAKEUPS_PER_JOB = 0.5
+DRIVER_MIN_FORKS_PER_JOB = 1.0
 
 # Builds: a compiler process per file, each short-lived. Exec turnover (execs / processes alive
 # at once) tells a build (make -j2 of Lua: 125 execs, 10 processes alive at once: 12.5; the tiny
@@ -623,14 +635,45 @@ def rule_server(sig: Signals) -> Classification | None:
     return _score("latency-critical-server", checks, sig)
 
 
+def batch_drivers(sig: Signals) -> dict[str, str]:
+    """Waker groups that drive a batch of CPU hogs (see DRIVER_MIN_EXIT_WAKEUPS_PER_JOB), with why.
+
+    A batch here is a hog name with LONGTAIL_MIN_JOBS or more finished tasks (job sizes come
+    from the tracer: without BPF nothing is a driver and the rules judge as before).
+    """
+    p = sig.profile
+    hogs = {g.comm for g in sig.groups if g.role == "hog"}
+    batch = [j for j in p.job_sizes if j.comm in hogs and j.count >= LONGTAIL_MIN_JOBS]
+    jobs = sum(j.count for j in batch)
+    if not jobs:
+        return {}
+    names = {j.comm for j in batch}
+    forks = {x.comm: x.forks for x in p.processes}
+    drivers: dict[str, str] = {}
+    for g in sig.groups:
+        if g.role != "waker":
+            continue
+        exits = sum(w.count for w in p.wake_pairs if w.wakee == g.comm and w.waker in names)
+        if exits >= DRIVER_MIN_EXIT_WAKEUPS_PER_JOB * jobs:
+            drivers[g.comm] = (
+                f"{g.comm} is the driver of a batch of {jobs} jobs: woken {exits} times by them as they ended"
+            )
+        elif forks.get(g.comm, 0) >= DRIVER_MIN_FORKS_PER_JOB * jobs:
+            drivers[g.comm] = f"{g.comm} is the driver of a batch of {jobs} jobs: it started {forks[g.comm]} tasks"
+    return drivers
+
+
 def rule_mixed(sig: Signals) -> Classification | None:
     """CPU hogs beside request/response threads: the hogs' long slices delay the short bursts."""
     hogs = sig.of_role("hog")
     hog_share = sig.role_share("hog")
+    drivers = batch_drivers(sig)
     servers = [
         g
         for g in sig.of_kind("server")
-        if sig.significant(g) and g.wakeups_per_s / max(g.tasks, 1) >= INTERACTIVE_MIN_TASK_WAKEUPS_PER_S
+        if sig.significant(g)
+        and g.wakeups_per_s / max(g.tasks, 1) >= INTERACTIVE_MIN_TASK_WAKEUPS_PER_S
+        and g.comm not in drivers
     ]
     top_hog, top_srv = _top(hogs), _top(servers)
     hog_inv = sum(g.involuntary for g in hogs) / max(sum(g.switches for g in hogs), 1) if hogs else 0.0
@@ -647,7 +690,9 @@ def rule_mixed(sig: Signals) -> Classification | None:
         Check(
             1.0,
             top_srv is not None,
-            "interactive threads beside them: " + (describe_group(top_srv) if top_srv else "none"),
+            "interactive threads beside them: "
+            + (describe_group(top_srv) if top_srv else "none")
+            + "".join(f" (not {why})" for why in drivers.values()),
             gate=True,
         ),
         Check(

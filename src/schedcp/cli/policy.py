@@ -319,13 +319,13 @@ def policy_best(
     title = "gain over the default scheduler on each workload's primary metric (> 1 is better)"
     table = Table("#", "policy@version", "workload (metric)", "gain", "95% interval", "verdict", box=None, title=title)
     for e in result.ranking:
-        workload = Text(f"{e.workload} ({e.metric})")
+        measured = Text(f"{e.workload} ({e.metric})")
         if e.tunables:  # the values the result was measured with
-            workload.append("\n" + ", ".join(f"{k}={v}" for k, v in e.tunables.items()), style="dim")
+            measured.append("\n" + ", ".join(f"{k}={v}" for k, v in e.tunables.items()), style="dim")
         table.add_row(
             str(e.rank),
             f"{e.policy}@{e.version[:8]}",
-            workload,
+            measured,
             f"{e.gain:.2f}x",
             interval(e.gain_low, e.gain_high),
             e.verdict,
