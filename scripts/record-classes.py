@@ -21,7 +21,6 @@ import argparse
 import fcntl
 import gzip
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from schedcp.analysis.workloads import check_workloads
 from schedcp.bench.registry import all_workloads
 from schedcp.config import load_settings
 from schedcp.models.profile import WorkloadProfile
+from schedcp.models.vocabulary import SIZES
 from schedcp.sandbox import Sandbox
 
 LOCK = "/tmp/schedcp-vm.lock"
@@ -80,22 +80,17 @@ def report(folders: list[Path]) -> str:
         rows.setdefault((name, size), []).append((top, profile.class_margin, bool(profile.close_call)))
         key = (size, declared[name], top or "(none)")
         confusion[key] = confusion.get(key, 0) + 1
-    sizes = sorted({s for s, _, _ in confusion}, key=lambda s: ["tiny", "small", "medium", "large", "full"].index(s))
-    lines = [
-        "| workload | size | declared | runs | as declared | found instead | margin min | margin median | close calls |"
-    ]
-    lines.append("|---|---|---|---|---|---|---|---|---|")
-    for (name, size), runs in sorted(
-        rows.items(), key=lambda kv: (list(declared).index(kv[0][0]), sizes.index(kv[0][1]))
-    ):
+    sizes = sorted({s for s, _, _ in confusion}, key=list(SIZES).index)
+    header = "| workload | size | declared | runs | as declared | found instead | margin in each run | close calls |"
+    lines = [header, "|---|---|---|---|---|---|---|---|"]
+    order = list(declared)
+    for (name, size), runs in sorted(rows.items(), key=lambda kv: (order.index(kv[0][0]), sizes.index(kv[0][1]))):
         ok = sum(top == declared[name] for top, _, _ in runs)
         other = sorted({str(top) for top, _, _ in runs if top != declared[name]})
-        margins = [m for _, m, _ in runs if m is not None]
-        # No competing class at all is the clearest decision there is: "clear", not a number.
-        lo = f"{min(margins):.2f}" if margins else "clear"
-        mid = f"{statistics.median(margins):.2f}" if margins else "clear"
+        # No competing class at all is the clearest decision there is: "-", not a number.
+        each = " ".join("-" if m is None else f"{m:.2f}" for _, m, _ in runs)
         close = sum(c for _, _, c in runs)
-        cells = [name, size, declared[name], str(len(runs)), str(ok), ", ".join(other) or "-", lo, mid, str(close)]
+        cells = [name, size, declared[name], str(len(runs)), str(ok), ", ".join(other) or "-", each, str(close)]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     classes = sorted({d for _, d, _ in confusion} | {f for _, _, f in confusion})

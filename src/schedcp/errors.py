@@ -97,6 +97,7 @@ class AnalysisError(SchedcpError):
 
 class Cancelled(SchedcpError):
     """The caller cancelled a long operation; it stopped at the next step and cleaned up (VM shut
-    down, policy detached). Nothing half-done was recorded."""
+    down, policy detached). A result is recorded only when its operation completes, so a
+    cancelled benchmark records nothing; profiles of workloads checked before the cancel stay."""
 
     exit_code = 130

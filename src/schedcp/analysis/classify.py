@@ -94,6 +94,13 @@ PERIODIC_MAX_TASK_CPU_PCT = 20.0
 HANDOFF_MANY_TASKS = 16
 # A periodic task is never preempted mid-period (cyclictest: 0 involuntary switches in 6000).
 PERIODIC_MAX_INVOLUNTARY_SHARE = 0.1
+# Who wakes a group weighs most in its kind: over every recorded boot the peer share of servers
+# was 0.77-1.0, of handoff partners 0.9-1.0, of cyclictest 0-0.05, while the absolute numbers
+# moved with the machine's load: with two CPU hogs on the host, cyclictest in the emulated
+# sandbox used 905 us of CPU per wakeup (above PERIODIC_MAX_CPU_PER_WAKEUP_US) and was 12%
+# involuntary (above PERIODIC_MAX_INVOLUNTARY_SHARE), which at weight 2 tied it with "server"
+# and made cyclictest mixed-interactive-batch. At weight 3 it stays periodic (0.67 vs 0.5).
+PEER_CHECK_WEIGHT = 3.0
 
 # Workload rules.
 # The dominant kind of work must hold at least 40% of the workload's CPU to name the workload
@@ -444,7 +451,9 @@ def signals(profile: WorkloadProfile) -> Signals:
         if g.role == "waker":
             g.peer_share = _peer_share(profile, g, nonhog_comms) if bpf else None
             scores: dict[Kind, float] = {k: _kind_score(g, k) for k in KINDS}
-            best: Kind = max(KINDS, key=scores.__getitem__)  # ties: the order of KINDS
+            # Ties go to the kind whose wake-pair check passed (the most telling evidence), then
+            # to the order of KINDS.
+            best: Kind = max(KINDS, key=lambda k: (scores[k], _peer_check(g, k) is True))
             g.kind, g.kind_scores = best, scores
     return sig
 
@@ -477,26 +486,37 @@ def _peer_share(profile: WorkloadProfile, g: Group, peers: set[str]) -> float | 
     return min(1.0, from_peers / known)
 
 
+def _peer_check(g: Group, kind: Kind) -> bool | None:
+    """Whether the group's wakers fit the kind (None: not measured)."""
+    peer = g.peer_share
+    if peer is None:
+        return None
+    if kind == "handoff":
+        return peer >= HANDOFF_MIN_PEER_SHARE
+    if kind == "server":
+        return peer >= SERVER_MIN_PEER_SHARE
+    return peer <= PERIODIC_MAX_PEER_SHARE
+
+
 def _kind_score(g: Group, kind: Kind) -> float:
     """Weighted share of the kind's checks this group passes (unmeasured checks left out)."""
     cpw = g.cpu_per_wakeup_us
-    peer = g.peer_share
     checks: list[tuple[float, bool | None]]
     if kind == "handoff":
         checks = [
-            (2.0, None if peer is None else peer >= HANDOFF_MIN_PEER_SHARE),
+            (PEER_CHECK_WEIGHT, _peer_check(g, kind)),
             (1.5, g.tasks >= HANDOFF_MANY_TASKS or (cpw is not None and cpw < HANDOFF_MAX_CPU_PER_WAKEUP_US)),
             (1.5, g.tasks >= HANDOFF_MANY_TASKS or g.task_cpu_pct >= HANDOFF_MIN_TASK_CPU_PCT),
         ]
     elif kind == "server":
         checks = [
-            (2.0, None if peer is None else peer >= SERVER_MIN_PEER_SHARE),
+            (PEER_CHECK_WEIGHT, _peer_check(g, kind)),
             (1.5, cpw is not None and SERVER_MIN_CPU_PER_WAKEUP_US <= cpw <= SERVER_MAX_CPU_PER_WAKEUP_US),
             (1.5, g.tasks < HANDOFF_MANY_TASKS and g.task_cpu_pct < SERVER_MAX_TASK_CPU_PCT),
         ]
     else:
         checks = [
-            (2.0, None if peer is None else peer <= PERIODIC_MAX_PEER_SHARE),
+            (PEER_CHECK_WEIGHT, _peer_check(g, kind)),
             (1.0, g.involuntary_share <= PERIODIC_MAX_INVOLUNTARY_SHARE),
             (1.0, cpw is not None and cpw <= PERIODIC_MAX_CPU_PER_WAKEUP_US),
             (1.0, g.task_cpu_pct <= PERIODIC_MAX_TASK_CPU_PCT),

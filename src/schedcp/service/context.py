@@ -81,7 +81,7 @@ class Context:
     def check(self) -> None:
         """Raise Cancelled if the caller has cancelled; long operations call this between steps."""
         if self._cancelled():
-            raise Cancelled("cancelled by the caller; the sandbox was shut down and nothing was recorded")
+            raise Cancelled("cancelled by the caller: stopped at the next step; the sandbox is shut down")
 
     def report(self, step: Progress | str) -> None:
         """Pass a step on to the caller, then stop there if the caller has cancelled."""
