@@ -203,19 +203,14 @@ def build(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Calla
     return _build
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _isolated_user_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """No test reads or writes the user's own repository or results (~/.local/share/schedcp)."""
+@pytest.fixture(autouse=True)
+def _isolated_user_data(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the user's own repository or results (~/.local/share/schedcp), nor
+    another test's: each test gets a data folder and a database of its own, so what one test
+    records can never change what another sees, whatever order they run in."""
     data = tmp_path_factory.mktemp("schedcp-data")
-    saved = {k: os.environ.get(k) for k in ("SCHEDCP_DATA", "SCHEDCP_DB")}
-    os.environ["SCHEDCP_DATA"] = str(data)
-    os.environ["SCHEDCP_DB"] = f"sqlite:///{data / 'schedcp.db'}"
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    monkeypatch.setenv("SCHEDCP_DATA", str(data))
+    monkeypatch.setenv("SCHEDCP_DB", f"sqlite:///{data / 'schedcp.db'}")
 
 
 @pytest.fixture(autouse=True)

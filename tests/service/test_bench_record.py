@@ -23,7 +23,8 @@ def _settings(tmp_path: Path) -> Settings:
 
 
 def record_in_repository(result: BenchResult, policy: Policy, settings: Settings) -> str | None:
-    return record_result(Context(settings), result, policy)
+    """Into this test's own database (not the session's $SCHEDCP_DB, which other tests fill)."""
+    return record_result(Context(settings, db_url=settings.db_url), result, policy)
 
 
 def test_builtin_result_is_recorded_against_its_version(tmp_path: Path) -> None:
@@ -32,7 +33,7 @@ def test_builtin_result_is_recorded_against_its_version(tmp_path: Path) -> None:
     result.candidate = SchedulerChoice(name="fifo", tunables={"slice_ns": 20_000_000, "direct_idle": True})
     version = record_in_repository(result, find_policy("fifo"), settings)
     assert version is not None
-    with open_repository(settings=settings) as repo:
+    with open_repository(settings.db_url) as repo:
         records = repo.benchmarks(policy="fifo")
         assert [r.version for r in records] == [version]
         assert repo.benchmark_result(records[0].id) == result
@@ -42,7 +43,7 @@ def test_unknown_policy_folder_is_not_recorded(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     result = run_ab(HostRunner(), Counter(tmp_path / "s"), "tiny", tmp_path, repeat=2)
     assert record_in_repository(result, find_policy(str(FIXTURES / "good")), settings) is None
-    with open_repository(settings=settings) as repo:
+    with open_repository(settings.db_url) as repo:
         assert repo.benchmarks(policy="good") == []
 
 
