@@ -205,10 +205,12 @@ def build(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Calla
 
 @pytest.fixture(autouse=True)
 def _isolated_user_data(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test reads or writes the user's own repository or results (~/.local/share/schedcp), nor
-    another test's: each test gets a data folder and a database of its own, so what one test
-    records can never change what another sees, whatever order they run in."""
+    """No test reads the user's config or reads or writes the user's own repository or results
+    (~/.local/share/schedcp), nor another test's: each test gets a data folder and a database of
+    its own, so what one test records can never change what another sees, whatever order they
+    run in. A test that wants a config file writes one and points $SCHEDCP_CONFIG at it."""
     data = tmp_path_factory.mktemp("schedcp-data")
+    monkeypatch.setenv("SCHEDCP_CONFIG", str(data / "no-config.toml"))
     monkeypatch.setenv("SCHEDCP_DATA", str(data))
     monkeypatch.setenv("SCHEDCP_DB", f"sqlite:///{data / 'schedcp.db'}")
 

@@ -133,13 +133,18 @@ class BenchmarkRecord(BaseModel):
     recorded_at: str
 
 
-class VerificationRecord(BaseModel):
+class VerificationSummary(BaseModel):
+    """A verification report of a version, without the report itself (what `show` lists)."""
+
     id: int
     policy: str
     version: str
     passed: bool
     report_sha256: str
     created_at: str
+
+
+class VerificationRecord(VerificationSummary):
     report: Any
 
 

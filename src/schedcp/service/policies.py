@@ -24,7 +24,7 @@ from schedcp.repository import (
     WorkloadQuery,
 )
 from schedcp.repository.content import read_policy
-from schedcp.repository.models import ExportReport, ImportReport
+from schedcp.repository.models import ExportReport, ImportReport, VerificationSummary
 from schedcp.service.common import build
 from schedcp.service.context import Context
 
@@ -67,17 +67,6 @@ def list_policies(ctx: Context, include_removed: bool = False) -> PolicyList:
 
 
 # -- show -------------------------------------------------------------------------------------
-
-
-class VerificationSummary(BaseModel):
-    """A verification report of a version, without the report itself (`show` lists them)."""
-
-    id: int
-    policy: str
-    version: str
-    passed: bool
-    report_sha256: str
-    created_at: str
 
 
 class PolicyDetail(PolicySpec):
