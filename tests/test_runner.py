@@ -81,14 +81,14 @@ def test_timeout_kills_quickly() -> None:
     elapsed = time.monotonic() - t0
     assert res.timed_out
     assert not res.ok
-    assert elapsed < 5
+    assert elapsed < 20  # killed at the timeout, not after the command's 30 s (a wide margin for a busy host)
 
 
 def test_timeout_kills_the_whole_process_group() -> None:
     t0 = time.monotonic()
     res = HostRunner().run(["sh", "-c", "sleep 30 & echo $!; wait"], timeout=0.5)
     assert res.timed_out
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 20
     child = int(res.stdout.strip())
     assert _wait_dead(child, timeout=5), f"background sleep {child} survived the timeout"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from typer.testing import CliRunner, Result
 from schedcp.bpf.policy import builtin_policies
 from schedcp.bpf.rodata import read_tunables
 from schedcp.cli.main import app
+from schedcp.sandbox import Sandbox
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "policies"
 
@@ -95,23 +95,30 @@ def test_policy_run_unknown_lists_builtins() -> None:
     _no_traceback(result)
 
 
+@pytest.fixture
+def no_boot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bad input must fail before anything is booted: booting is an error here."""
+
+    def boot(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a sandbox was started for input that should have been refused first")
+
+    monkeypatch.setattr(Sandbox, "__init__", boot)
+
+
+@pytest.mark.usefixtures("no_boot")
 def test_policy_run_out_of_range_fails_before_booting() -> None:
-    t0 = time.monotonic()
     result = invoke("policy", "run", "fifo", "--set", "slice_ns=1", "--", "true")
-    elapsed = time.monotonic() - t0
     assert result.exit_code == 1
     assert "outside its range [100000, 100000000]" in result.stderr
-    assert elapsed < 5, f"took {elapsed:.1f} s: did it boot a VM?"
     _no_traceback(result)
 
 
+@pytest.mark.usefixtures("no_boot")
 def test_policy_run_set_without_equals() -> None:
-    t0 = time.monotonic()
     result = invoke("policy", "run", "fifo", "--set", "bogus", "--", "true")
     assert result.exit_code == 1
     assert "NAME=VALUE" in result.stderr
     assert "'bogus'" in result.stderr
-    assert time.monotonic() - t0 < 5
     _no_traceback(result)
 
 
@@ -182,12 +189,10 @@ def test_sandbox_run_with_missing_qemu(tmp_path: Path, monkeypatch: pytest.Monke
     run_tmp = tmp_path / "tmp"
     run_tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(run_tmp))  # where the VM's run folder goes
-    t0 = time.monotonic()
     result = invoke("sandbox", "run", "--", "true")
     assert result.exit_code == 1
     assert "/nonexistent/qemu-system-x86_64" in result.stderr
     assert "make setup" in result.stderr
-    assert time.monotonic() - t0 < 5
     _no_traceback(result)
     assert list(run_tmp.iterdir()) == [], "the failed sandbox left its run folder behind"
 

@@ -62,7 +62,7 @@ def test_hung_guest_is_killed_and_reported(settings: Settings) -> None:
         t0 = time.monotonic()
         with pytest.raises(LostVMError, match="stopped answering"):
             vm.run(["true"], timeout=1)
-        assert time.monotonic() - t0 < 15
+        assert time.monotonic() - t0 < 60  # the 1 s grace, not the default 600 s command timeout
         assert vm.proc.poll() is not None, "a lost VM must be killed"
 
 
