@@ -62,7 +62,11 @@ def test_the_cli_profiles_a_command_in_the_sandbox_and_stores_it(tmp_path: Path)
     profile = WorkloadProfile.model_validate(data)
     assert profile.where == "sandbox"
     assert profile.target.command == cmd
-    assert profile.primary_class == "pipeline-messaging", profile.classes
+    assert profile.exit_code == 0
+    # Not its class: a run this short right after boot is mostly perf loading over 9p (CI once
+    # saw io-bound from the guest's PSI); the benchmark sizes' classes are test_sandbox_classes'.
+    assert profile.classes
+    assert any(p.comm == "sched-pipe" for p in profile.processes), [p.comm for p in profile.processes]
     assert WorkloadProfile.model_validate_json(out.read_text()) == profile
     listed = json.loads(CliRunner().invoke(app, ["analyze", "list", "--db", db, "--json"]).stdout)
     assert_shape("analyze-list", listed)
