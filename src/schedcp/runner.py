@@ -30,7 +30,11 @@ class CommandRunner(Protocol):
         cwd: str | Path | None = None,
         env: Mapping[str, str] | None = None,
         input: bytes | None = None,
-    ) -> CommandResult: ...
+        rt: bool = False,
+    ) -> CommandResult:
+        """Run argv; `rt` runs it at SCHED_FIFO, out of reach of the sched_ext policy in charge
+        (for tools that watch and control a policy, never for a workload)."""
+        ...
 
     def stage(self, path: Path) -> str:
         """Make a host file visible to the runner; returns the path to use there."""
@@ -52,6 +56,7 @@ class HostRunner:
         cwd: str | Path | None = None,
         env: Mapping[str, str] | None = None,
         input: bytes | None = None,
+        rt: bool = False,
     ) -> CommandResult:
         timeout = timeout if timeout is not None else self.default_timeout
         full_env = {**os.environ, **(env or {})}
@@ -64,6 +69,7 @@ class HostRunner:
             cwd=cwd,
             env=full_env,
             start_new_session=True,
+            preexec_fn=_real_time if rt else None,
         )
         timed_out = False
         try:
@@ -88,6 +94,15 @@ class HostRunner:
 
     def stage(self, path: Path) -> str:
         return str(path.resolve())
+
+
+# Below the sandbox agent's 50, like its real-time commands.
+RT_COMMAND_PRIORITY = 40
+
+
+def _real_time() -> None:
+    """In the child: SCHED_FIFO (root only), and its own children normal again."""
+    os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(RT_COMMAND_PRIORITY))
 
 
 def stage_into(folder: Path, path: Path) -> Path:

@@ -68,7 +68,9 @@ class FakeRunner:
         cwd: str | Path | None = None,
         env: Mapping[str, str] | None = None,
         input: bytes | None = None,
+        rt: bool = False,
     ) -> CommandResult:
+        assert rt, f"{argv[0]} must run real-time: a stalling policy would freeze it"
         argv = list(argv)
         assert timeout is not None, "every command needs a timeout"
         assert timeout > 0

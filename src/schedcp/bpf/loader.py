@@ -9,6 +9,11 @@ read with `bpftool map dump`, which renders values through the object's BTF.
 
 Never trust the loader's exit code alone: a scheduler can attach and be disabled by the
 kernel a moment later. Every step re-reads /sys/kernel/sched_ext.
+
+Every command here runs real-time (`rt=True`): bpftool, the state reads, removing a pin and
+dmesg must keep working while the policy being loaded stalls every normal task. As normal
+tasks they stalled with it: a policy that lost tasks during load once made a 30 s state read
+time out, reported as "this kernel may lack sched_ext" instead of the kernel's ejection.
 """
 
 from __future__ import annotations
@@ -71,7 +76,7 @@ def read_state(runner: CommandRunner, timeout: float = 30.0) -> ScxState:
         f"cat {SCX_SYSFS}/root/ops 2>/dev/null || echo -; "
         f"cat {SCX_SYSFS}/enable_seq 2>/dev/null || echo 0"
     )
-    res = runner.run(["sh", "-c", script], timeout=timeout)
+    res = runner.run(["sh", "-c", script], timeout=timeout, rt=True)
     lines = res.stdout.split("\n")
     if res.rc != 0 or len(lines) < 3 or not lines[0]:
         raise DeployError(
@@ -96,7 +101,7 @@ def wait_state(runner: CommandRunner, want: str, timeout: float = 15.0) -> ScxSt
 
 
 def dmesg_lines(runner: CommandRunner) -> list[str]:
-    res = runner.run(["dmesg"], timeout=30.0)
+    res = runner.run(["dmesg"], timeout=30.0, rt=True)
     return res.stdout.splitlines()
 
 
@@ -129,22 +134,22 @@ def attach(runner: CommandRunner, obj_path: str, name: str, timeout: float = 180
         raise DeployError(f"another sched_ext scheduler is attached ({before.ops or before.state}); detach it first")
     obj_name = obj_path.rsplit("/", 1)[-1].split(".", 1)[0]
     pin_dir = f"{PIN_ROOT}/{obj_name}"
-    made = runner.run(["mkdir", "-p", pin_dir], timeout=30.0)
+    made = runner.run(["mkdir", "-p", pin_dir], timeout=30.0, rt=True)
     if made.rc != 0:
         raise DeployError(f"cannot create the pin folder {pin_dir}: {made.stderr.strip()}; is bpffs mounted?")
     t0 = time.monotonic()
-    res = runner.run(["bpftool", "struct_ops", "register", obj_path, pin_dir], timeout=timeout)
+    res = runner.run(["bpftool", "struct_ops", "register", obj_path, pin_dir], timeout=timeout, rt=True)
     load_s = time.monotonic() - t0
     log = (res.stderr + res.stdout).strip()
     if res.timed_out:
-        runner.run(["rm", "-rf", pin_dir], timeout=30.0)
+        runner.run(["rm", "-rf", pin_dir], timeout=30.0, rt=True)
         raise VerifierRejected(
             f"loading {name} did not finish within {timeout:g} s (kernel verifier or attach hung); "
             "treat as rejected: simplify the program or raise the load timeout",
             log,
         )
     if res.rc != 0:
-        runner.run(["rm", "-rf", pin_dir], timeout=30.0)
+        runner.run(["rm", "-rf", pin_dir], timeout=30.0, rt=True)
         if _VERIFIER_LOG.search(log):
             raise VerifierRejected(f"the kernel's BPF verifier rejected {name}", _trim_log(log))
         raise DeployError(f"bpftool could not attach {name} (exit {res.rc}):\n{log[-4000:]}")
@@ -164,7 +169,7 @@ def _trim_log(log: str, limit: int = 200) -> str:
 
 def detach(runner: CommandRunner, attached: Attached, timeout: float = 30.0) -> ScxState:
     """Remove the pinned link (the kernel then disables the scheduler) and wait for it."""
-    res = runner.run(["rm", "-rf", attached.pin_dir], timeout=timeout)
+    res = runner.run(["rm", "-rf", attached.pin_dir], timeout=timeout, rt=True)
     if res.rc != 0:
         raise DeployError(f"cannot remove {attached.pin_dir}: {res.stderr.strip()}")
     state = wait_state(runner, "disabled", timeout=timeout)
@@ -180,7 +185,7 @@ def internal_map_name(obj_name: str, section: str) -> str:
 
 
 def _map_ids(runner: CommandRunner, map_name: str) -> list[int]:
-    res = runner.run(["bpftool", "-j", "map", "show"], timeout=60.0)
+    res = runner.run(["bpftool", "-j", "map", "show"], timeout=60.0, rt=True)
     if res.rc != 0:
         raise SchedcpError(f"bpftool map show failed: {res.stderr.strip()}")
     return [int(m["id"]) for m in json.loads(res.stdout or "[]") if m.get("name") == map_name]
@@ -192,7 +197,7 @@ def read_datasec(runner: CommandRunner, attached: Attached, section: str = "bss"
     ids = _map_ids(runner, map_name)
     if not ids:
         return {}
-    res = runner.run(["bpftool", "-j", "map", "dump", "id", str(max(ids))], timeout=60.0)
+    res = runner.run(["bpftool", "-j", "map", "dump", "id", str(max(ids))], timeout=60.0, rt=True)
     if res.rc != 0:
         raise SchedcpError(f"bpftool map dump failed: {res.stderr.strip()}")
     return parse_datasec_dump(res.stdout)

@@ -222,8 +222,12 @@ class Sandbox:
         cwd: str | Path | None = None,
         env: Mapping[str, str] | None = None,
         input: bytes | None = None,
+        rt: bool = False,
     ) -> CommandResult:
         """Run argv in the guest and return its exit code and output.
+
+        `rt`: run it at SCHED_FIFO, out of reach of the sched_ext policy under test (for the
+        commands that watch and control a policy; a workload is never run this way).
 
         A command past `timeout` is killed by the guest with its whole process group and comes
         back with timed_out=True (CommandTimeout with check=True). A guest that does not answer
@@ -239,6 +243,8 @@ class Sandbox:
             req["env"] = dict(env)
         if input:
             req["stdin_b64"] = base64.b64encode(input).decode()
+        if rt:
+            req["rt"] = True
         reply = self._request(req, timeout=timeout + self.grace_s + timeout * 0.1)
         if reply.get("error"):
             raise SandboxError(f"guest could not run {argv[0]!r}: {reply['error']}")
@@ -266,7 +272,7 @@ class Sandbox:
         return str(stage_into(self.scratch, path))
 
     def read_text(self, path: str, timeout: float = 30.0) -> str:
-        return self.run(["cat", path], timeout=timeout, check=True).stdout
+        return self.run(["cat", path], timeout=timeout, check=True, rt=True).stdout
 
     def ping(self, timeout: float = 10.0) -> bool:
         try:

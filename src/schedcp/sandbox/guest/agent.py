@@ -4,12 +4,15 @@ It runs commands for the host over a virtio-serial port, one JSON object per lin
 It runs at SCHED_FIFO priority so that a BPF scheduler that stalls every normal task (which is
 what the verifier tests for) cannot freeze the channel: the agent still answers, enforces
 timeouts and reports. SCHED_RESET_ON_FORK gives every command it starts the normal policy, so
-the commands are scheduled by whatever scheduler is under test. Single-threaded on purpose:
+the commands are scheduled by whatever scheduler is under test. A command sent with "rt" runs
+at SCHED_FIFO (below the agent) instead: the tools that watch and control a policy (reading
+/sys/kernel/sched_ext, bpftool, removing a pin, dmesg, the verifier's monitor) must keep running
+while the policy stalls every normal task. Single-threaded on purpose:
 threads would not inherit the real-time policy, and a stalled thread is exactly what must not
 happen here.
 
 Requests:  {"id": N, "op": "exec", "argv": [...], "timeout": s, "cwd": str, "env": {...},
-            "stdin_b64": str}
+            "stdin_b64": str, "rt": bool}
            {"id": N, "op": "ping"} | {"id": N, "op": "poweroff"}
 Replies:   {"id": N, "rc": int, "stdout_b64": str, "stderr_b64": str, "timed_out": bool,
             "duration_s": float, "error": str | null}
@@ -41,6 +44,8 @@ BASE_ENV = {
 }
 MAX_OUTPUT = 64 * 1024 * 1024  # bytes kept per stream; the rest is dropped and flagged
 RT_PRIORITY = 50
+# Real-time commands run below the agent, so a busy one never keeps the agent from answering.
+RT_COMMAND_PRIORITY = 40
 RB_POWER_OFF = 0x4321FEDC
 KILL_WAIT_S = 5.0  # how long a killed command may take to die before it is reported anyway
 
@@ -146,7 +151,12 @@ class Agent:
             os.write(w, data)
             os.close(w)
             stdin = r
+        rt = bool(req.get("rt"))
         try:
+            if rt:
+                # The child must be real-time from its first instruction: one forked as a normal
+                # task under a stalling policy would never run to raise its own priority.
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(RT_PRIORITY))
             proc = subprocess.Popen(
                 req["argv"],
                 stdin=stdin,
@@ -155,11 +165,14 @@ class Agent:
                 cwd=req.get("cwd") or "/tmp",
                 env=env,
                 start_new_session=True,
+                preexec_fn=_rt_command if rt else None,
             )
         except OSError as exc:
             self.reply_error(req, f"cannot start {req['argv'][0]!r}: {exc}")
             return
         finally:
+            if rt:
+                os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(RT_PRIORITY))
             if stdin != subprocess.DEVNULL:
                 os.close(stdin)
         job = Job(req, proc, time.monotonic() + float(req.get("timeout") or 600))
@@ -296,6 +309,11 @@ class Agent:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.reboot(RB_POWER_OFF)
         raise SystemExit("schedcp-agent: reboot(POWER_OFF) failed")
+
+
+def _rt_command() -> None:
+    """In a real-time command's child: below the agent, and its own children normal again."""
+    os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(RT_COMMAND_PRIORITY))
 
 
 def main() -> None:
