@@ -171,14 +171,22 @@ def run_probes(
         lines = loader.dmesg_lines(runner)[dmesg_before:]
         verdict = status.get("verdict") or {}
         ejection = loader.find_ejection(lines, attached.name)
-        if ejection is not None and "unregistered from user space" in ejection.reason and verdict.get("kind") != "ejected":
+        if (
+            ejection is not None
+            and "unregistered from user space" in ejection.reason
+            and verdict.get("kind") != "ejected"
+        ):
             ejection = None  # our own removal (the monitor's, or the detach below), not the kernel's
         if after.enabled:
             loader.detach(runner, attached)
             after = loader.read_state(runner)
     runner.run(["rm", "-rf", workdir], timeout=30.0, rt=True)
     return DynamicRun(
-        status=status, heartbeat_max_s=heartbeat, state_after=after.state, ejection=ejection, wall_s=time.monotonic() - t0
+        status=status,
+        heartbeat_max_s=heartbeat,
+        state_after=after.state,
+        ejection=ejection,
+        wall_s=time.monotonic() - t0,
     )
 
 
@@ -197,7 +205,8 @@ def judge(run: DynamicRun, bounds: Bounds = DEFAULT_BOUNDS) -> tuple[list[str], 
             findings.append(
                 Finding(
                     rule="ejected",
-                    message=f"the kernel ejected the policy after {at:g} s: {reason}" + (f" ({details})" if details else ""),
+                    message=f"the kernel ejected the policy after {at:g} s: {reason}"
+                    + (f" ({details})" if details else ""),
                     fix=_EJECTION_FIX.get(_ejection_kind(reason), _EJECTION_FIX["other"]),
                 )
             )
@@ -211,7 +220,9 @@ def judge(run: DynamicRun, bounds: Bounds = DEFAULT_BOUNDS) -> tuple[list[str], 
         sleeper = probes.get("sleeper", {})
         if sleeper.get("count"):
             p99, mx = sleeper.get("late_p99_ms"), sleeper.get("late_max_ms")
-            evidence.append(f"sleeper (10 ms period): {sleeper['count']} wakeups, late p99 <= {p99:g} ms, max {mx:.1f} ms")
+            evidence.append(
+                f"sleeper (10 ms period): {sleeper['count']} wakeups, late p99 <= {p99:g} ms, max {mx:.1f} ms"
+            )
             if not verdict and p99 is not None and p99 > bounds.latency_ms:
                 findings.append(
                     Finding(
@@ -228,13 +239,18 @@ def judge(run: DynamicRun, bounds: Bounds = DEFAULT_BOUNDS) -> tuple[list[str], 
                 findings.append(
                     Finding(
                         rule="fairness",
-                        message=f"one of two equal CPU hogs got {ratio:.1f}x the other's CPU (bound {bounds.fairness_max_ratio:g}x)",
+                        message=f"one of two equal CPU hogs got {ratio:.1f}x the other's CPU "
+                        f"(bound {bounds.fairness_max_ratio:g}x)",
                         fix=_FIX["fairness"],
                     )
                 )
         elif not verdict:
             findings.append(
-                Finding(rule="starvation", message=f"an equal hog got no CPU at all ({a} vs {b} units)", fix=_FIX["starvation"])
+                Finding(
+                    rule="starvation",
+                    message=f"an equal hog got no CPU at all ({a} vs {b} units)",
+                    fix=_FIX["starvation"],
+                )
             )
         normal, niced = probes.get("normal", {}).get("count", 0), probes.get("nice19", {}).get("count", 0)
         if normal:
@@ -244,12 +260,15 @@ def judge(run: DynamicRun, bounds: Bounds = DEFAULT_BOUNDS) -> tuple[list[str], 
                     Finding(
                         rule="nice inverted",
                         message=f"the nice-19 hog got {niced / normal:.1f}x the CPU of the nice-0 one",
-                        fix="weight tasks by p->scx.weight (higher weight, more CPU), or at least do not favour niced tasks",
+                        fix="weight tasks by p->scx.weight (higher weight, more CPU), "
+                        "or at least do not favour niced tasks",
                     )
                 )
         switches = status.get("class_switches", 0)
-        evidence.append(f"{switches} nice/policy changes on live tasks; stress: {4}x vCPU hogs, fork/exec storm, "
-                        "affinity changes, short-lived threads, CPU + I/O + sleep, hogs pinned to CPU 0")
+        evidence.append(
+            f"{switches} nice/policy changes on live tasks; stress: {4}x vCPU hogs, fork/exec storm, "
+            "affinity changes, short-lived threads, CPU + I/O + sleep, hogs pinned to CPU 0"
+        )
     evidence.append(f"heartbeat through the control channel: longest poll {run.heartbeat_max_s:.2f} s")
     if run.heartbeat_max_s > bounds.heartbeat_s:
         findings.append(

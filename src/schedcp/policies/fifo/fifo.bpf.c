@@ -37,6 +37,25 @@ u64 nr_enqueued;		/* tasks put on the shared queue */
 u64 nr_direct_dispatched;	/* tasks sent straight to an idle CPU */
 u64 nr_dispatched;		/* tasks a CPU took from the shared queue */
 
+/*
+ * Per task: since when it has been waiting in the shared queue. The queue is
+ * ordered by it (a vtime DSQ with the time as the key) rather than by insertion:
+ * a task whose nice, policy or affinity changes is dequeued and enqueued again
+ * while it waits, and a plain FIFO put it back at the tail each time; changed
+ * often enough it never reached the head (the kernel ejected the policy under
+ * `schedcp verify`'s stress). 0: not waiting.
+ */
+struct fifo_task {
+	u64 waiting_since;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct fifo_task);
+} fifo_tasks SEC(".maps");
+
 SEC("struct_ops/fifo_select_cpu")
 s32 BPF_PROG(fifo_select_cpu, struct task_struct *p, s32 prev_cpu,
 	     u64 wake_flags)
@@ -48,8 +67,39 @@ s32 BPF_PROG(fifo_select_cpu, struct task_struct *p, s32 prev_cpu,
 SEC("struct_ops/fifo_enqueue")
 void BPF_PROG(fifo_enqueue, struct task_struct *p, u64 enq_flags)
 {
-	scx_bpf_dsq_insert(p, FIFO_DSQ, slice_ns, enq_flags);
+	/*
+	 * Kernel threads first, on the built-in global DSQ, which a CPU serves
+	 * before it calls dispatch: they do the system's housekeeping, and the
+	 * sched_ext watchdog's work runs on one. Behind a long queue of CPU hogs a
+	 * kworker waited more than timeout_ms / 2 and the kernel ejected the
+	 * policy ("watchdog failed to check in"; found by `schedcp verify`).
+	 */
+	if (p->flags & SCHEDCP_PF_KTHREAD) {
+		scx_bpf_dsq_insert(p, SCX_DSQ_GLOBAL, slice_ns, enq_flags);
+		return;
+	}
+	struct fifo_task *tctx = bpf_task_storage_get(&fifo_tasks, p, 0, 0);
+	u64 now = bpf_ktime_get_ns();
+
+	if (tctx && !tctx->waiting_since)
+		tctx->waiting_since = now;
+	scx_bpf_dsq_insert_vtime(p, FIFO_DSQ, slice_ns, tctx ? tctx->waiting_since : now, enq_flags);
 	__sync_fetch_and_add(&nr_enqueued, 1);
+}
+
+SEC("struct_ops/fifo_running")
+void BPF_PROG(fifo_running, struct task_struct *p)
+{
+	struct fifo_task *tctx = bpf_task_storage_get(&fifo_tasks, p, 0, 0);
+
+	if (tctx)
+		tctx->waiting_since = 0;
+}
+
+SEC("struct_ops/fifo_init_task")
+s32 BPF_PROG(fifo_init_task, struct task_struct *p, struct scx_init_task_args *args)
+{
+	return schedcp_init_task_storage(&fifo_tasks, p);
 }
 
 SEC("struct_ops/fifo_dispatch")
@@ -76,6 +126,8 @@ struct sched_ext_ops fifo_ops = {
 	.select_cpu	= (void *)fifo_select_cpu,
 	.enqueue	= (void *)fifo_enqueue,
 	.dispatch	= (void *)fifo_dispatch,
+	.running	= (void *)fifo_running,
+	.init_task	= (void *)fifo_init_task,
 	.init		= (void *)fifo_init,
 	.exit		= (void *)fifo_exit,
 	/* Eject a stall after 5 s rather than the kernel's default 30 s. */

@@ -216,6 +216,18 @@ void BPF_PROG(jobsize_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 	}
 
+	/*
+	 * Other kernel threads first, on the built-in global DSQ, which a CPU serves
+	 * before it calls dispatch: they do the system's housekeeping, and the
+	 * sched_ext watchdog's work runs on one. Behind a long queue of CPU hogs a
+	 * kworker waited more than timeout_ms / 2 and the kernel ejected the
+	 * policy ("watchdog failed to check in"; found by `schedcp verify`).
+	 */
+	if (p->flags & SCHEDCP_PF_KTHREAD) {
+		scx_bpf_dsq_insert(p, SCX_DSQ_GLOBAL, aged_slice_ns, enq_flags);
+		return;
+	}
+
 	tctx = bpf_task_storage_get(&task_ctx, p, 0, 0);
 	if (!tctx) {
 		/* No storage (allocation failed at init_task): plain FIFO. */
@@ -223,7 +235,15 @@ void BPF_PROG(jobsize_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 	}
 	key = size_key(p, tctx, now);
-	tctx->enq_at = now;
+	/*
+	 * Waiting since the task became runnable, not since this enqueue: a task
+	 * whose nice, policy or affinity changes is dequeued and enqueued again
+	 * while it waits, and restarting its clock each time kept it from ever
+	 * reaching max_wait_ns (the kernel ejected the policy under `schedcp
+	 * verify`'s stress). jobsize_running clears it.
+	 */
+	if (!tctx->enq_at)
+		tctx->enq_at = now;
 	count_class(tctx->cls);
 	scx_bpf_dsq_insert_vtime(p, PRIO_DSQ, slice_ns, key, enq_flags);
 }

@@ -97,12 +97,14 @@ u64 nr_hog_dispatched;		/* tasks a CPU took from the hog queue */
 u64 nr_starved_first;		/* hogs served first after hog_max_wait_ns */
 
 static u32 nr_cpus SCHEDCP_STATE;		/* scx_bpf_nr_cpu_ids(), set in init */
+static u64 starved_turn SCHEDCP_STATE;		/* alternates starving hogs with the boost queue */
 
 /* Per task. */
 struct lat_task {
 	u64 run_start;	/* sum_exec_runtime when it last started running */
 	u64 burst;	/* CPU time since it last woke up */
 	u64 avg_burst;	/* moving average of burst at sleep, 1/4 new */
+	u64 waiting_since; /* when it joined the hog queue and has not run since; 0: not waiting */
 	bool boosted;	/* its class when it was last queued */
 	bool sync_wake;	/* woken synchronously by an interactive task */
 };
@@ -227,6 +229,17 @@ void BPF_PROG(latency_enqueue, struct task_struct *p, u64 enq_flags)
 	bool sync_wake;
 	u64 slice;
 
+	/*
+	 * Kernel threads first, on the built-in global DSQ, which a CPU serves
+	 * before it calls dispatch: they do the system's housekeeping, and the
+	 * sched_ext watchdog's work runs on one. Behind a long queue of CPU hogs a
+	 * kworker waited more than timeout_ms / 2 and the kernel ejected the
+	 * policy ("watchdog failed to check in"; found by `schedcp verify`).
+	 */
+	if (p->flags & SCHEDCP_PF_KTHREAD) {
+		scx_bpf_dsq_insert(p, SCX_DSQ_GLOBAL, boost_slice_ns, enq_flags);
+		return;
+	}
 	tctx = bpf_task_storage_get(&lat_tasks, p, 0, 0);
 	if (!tctx) {
 		scx_bpf_dsq_insert_vtime(p, NORMAL_DSQ, hog_slice_ns,
@@ -237,8 +250,15 @@ void BPF_PROG(latency_enqueue, struct task_struct *p, u64 enq_flags)
 	tctx->sync_wake = false;
 	slice = classify(p, tctx);
 	if (!tctx->boosted) {
+		/*
+		 * Keyed by when it started waiting, kept when a waiting hog is
+		 * dequeued and enqueued again (its nice, policy or affinity
+		 * changed): else it went back to the tail each time.
+		 */
+		if (!tctx->waiting_since)
+			tctx->waiting_since = bpf_ktime_get_ns();
 		scx_bpf_dsq_insert_vtime(p, NORMAL_DSQ, slice,
-					 bpf_ktime_get_ns(), enq_flags);
+					 tctx->waiting_since, enq_flags);
 		schedcp_kick_idle(p, &nr_idle_kicks);
 		return;
 	}
@@ -280,7 +300,13 @@ void BPF_PROG(latency_dispatch, s32 cpu, struct task_struct *prev)
 {
 	struct lat_task *tctx;
 
-	if (hogs_starving() &&
+	/*
+	 * Starving hogs go first, but only every other time: under a sustained
+	 * overload the oldest hog always waits longer than hog_max_wait_ns, and
+	 * serving hogs first every time starved the boost queue instead (the
+	 * kernel ejected the policy under `schedcp verify`'s stress).
+	 */
+	if (hogs_starving() && !(__sync_fetch_and_add(&starved_turn, 1) & 1) &&
 	    schedcp_move_to_local(NORMAL_DSQ, &nr_hog_dispatched)) {
 		__sync_fetch_and_add(&nr_starved_first, 1);
 		return;
@@ -309,6 +335,7 @@ void BPF_PROG(latency_running, struct task_struct *p)
 	if (!tctx)
 		return;
 	tctx->run_start = p->se.sum_exec_runtime;
+	tctx->waiting_since = 0;
 
 	c = cpu_state(scx_bpf_task_cpu(p));
 	if (c) {

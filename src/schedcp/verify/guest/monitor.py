@@ -22,6 +22,7 @@ is the heartbeat) and reads DIR/final.json when "done" is set.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -187,7 +188,9 @@ class Monitor:
         # An exec storm (stress-ng's exec stressor refuses to run as root).
         self.spawn(["sh", "-c", "while :; do /bin/true; done"], self.stress_cg)
         # Hogs pinned to the CPU the pinned probe is on.
-        self.spawn(["taskset", "-c", "0", "stress-ng", "--quiet", "--timeout", f"{duration}s", "--cpu", "1"], self.stress_cg)
+        self.spawn(
+            ["taskset", "-c", "0", "stress-ng", "--quiet", "--timeout", f"{duration}s", "--cpu", "1"], self.stress_cg
+        )
 
     # -- watching --
 
@@ -322,10 +325,14 @@ class Monitor:
                 if now - last_status > STATUS_INTERVAL_S:
                     self.write("status.json", self.status(False, slots))
                     last_status = now
-        except Exception as exc:  # noqa: BLE001 (reported to the host, never lost)
+        except Exception as exc:
             self.events.append(f"monitor error: {exc!r}")
             if self.verdict is None:
-                self.verdict = {"kind": "monitor error", "detail": repr(exc), "at_s": round(time.monotonic() - self.t0, 2)}
+                self.verdict = {
+                    "kind": "monitor error",
+                    "detail": repr(exc),
+                    "at_s": round(time.monotonic() - self.t0, 2),
+                }
         finally:
             slots = read_slots(self.shm) if os.path.exists(self.shm) else [SLOT_EMPTY] * FILE_SLOTS
             self.cleanup()
@@ -345,10 +352,8 @@ class Monitor:
         while (self.cgroup_pids(self.probes_cg) or self.cgroup_pids(self.stress_cg)) and time.monotonic() < deadline:
             time.sleep(0.05)
         for p in self.procs:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                pass
         for cg in (self.probes_cg, self.stress_cg, self.cgroup):
             try:
                 os.rmdir(cg)
@@ -398,10 +403,9 @@ def main() -> int:
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
-    try:
+    # In the foreground on a host without privileges it still works, just not stall-proof.
+    with contextlib.suppress(OSError):
         os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(RT_PRIORITY))
-    except OSError:
-        pass  # foreground on a host without privileges: it still works, just not stall-proof
     Monitor(args).run()
     return 0
 
