@@ -83,6 +83,10 @@ class DuplicatePolicy(RepositoryError):
     """A policy of that name exists already and the new content was not declared as a version of it."""
 
 
+class NotVerified(RepositoryError):
+    """No passing verification report for this exact version and tunables: it may not reach a kernel."""
+
+
 class VersionNotFound(RepositoryError):
     """No stored version matches the id (prefix) or label given."""
 

@@ -75,9 +75,12 @@ class FakeRunner:
         assert timeout is not None, "every command needs a timeout"
         assert timeout > 0
         self.calls.append(argv)
-        if argv[:2] == ["sh", "-c"] and f"{SCX_SYSFS}/state" in argv[2]:
+        if argv[:2] == ["grep", "-H"] and f"{SCX_SYSFS}/state" in argv:
+            # states are written as the three files' contents, one a line ("-": no such file)
             text = self.states.pop(0) if len(self.states) > 1 else self.states[0]
-            return _result(argv, stdout=text)
+            files = [a for a in argv if a.startswith(SCX_SYSFS)]
+            out = "".join(f"{f}:{v}\n" for f, v in zip(files, text.splitlines(), strict=False) if v != "-")
+            return _result(argv, stdout=out)
         if argv[:2] == ["mkdir", "-p"]:
             return _result(argv, self.mkdir[0], stderr=self.mkdir[1])
         if argv[:3] == ["bpftool", "struct_ops", "register"]:
@@ -120,7 +123,7 @@ def test_read_state_parses_enabled() -> None:
     assert state.enable_seq == 3
     assert state.enabled
     (call,) = runner.calls
-    assert call[:2] == ["sh", "-c"]
+    assert call[:2] == ["grep", "-H"], "one process, no shell: a shell's children would not be real-time"
 
 
 def test_read_state_parses_disabled() -> None:

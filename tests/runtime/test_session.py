@@ -63,8 +63,10 @@ class FakeGuest:
         assert timeout is not None, "every command needs a timeout"
         self.calls.append(argv)
         out, rc, err = "", 0, ""
-        if argv[:2] == ["sh", "-c"] and f"{SCX_SYSFS}/state" in argv[2]:
-            out = f"{self.state}\n{self.ops or '-'}\n{self.seq}\n"
+        if argv[:2] == ["grep", "-H"] and f"{SCX_SYSFS}/state" in argv:
+            out = f"{SCX_SYSFS}/state:{self.state}\n{SCX_SYSFS}/enable_seq:{self.seq}\n"
+            if self.ops:
+                out += f"{SCX_SYSFS}/root/ops:{self.ops}\n"
         elif argv[:2] == ["mkdir", "-p"]:
             pass
         elif argv[:3] == ["bpftool", "struct_ops", "register"]:

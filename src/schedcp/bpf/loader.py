@@ -71,23 +71,32 @@ class Ejection:
 
 
 def read_state(runner: CommandRunner, timeout: float = 30.0) -> ScxState:
-    script = (
-        f"cat {SCX_SYSFS}/state || exit 1; "
-        f"cat {SCX_SYSFS}/root/ops 2>/dev/null || echo -; "
-        f"cat {SCX_SYSFS}/enable_seq 2>/dev/null || echo 0"
-    )
-    res = runner.run(["sh", "-c", script], timeout=timeout, rt=True)
-    lines = res.stdout.split("\n")
-    if res.rc != 0 or len(lines) < 3 or not lines[0]:
+    """The kernel's view: state, the attached scheduler's name, how many were ever enabled.
+
+    One process reads all three (`grep -H`), not a shell: a real-time command's children are
+    normal tasks again, and under a policy that makes normal tasks wait (or under the verifier's
+    stress) a `cat` forked by `sh` waited long enough to time the read out.
+    """
+    files = [f"{SCX_SYSFS}/state", f"{SCX_SYSFS}/root/ops", f"{SCX_SYSFS}/enable_seq"]
+    res = runner.run(["grep", "-H", "", *files], timeout=timeout, rt=True)
+    values: dict[str, str] = {}
+    for line in res.stdout.splitlines():
+        path, sep, value = line.partition(":")
+        name = next((f.removeprefix(SCX_SYSFS) for f in files if path.endswith(f.removeprefix(SCX_SYSFS))), None)
+        if sep and name is not None:
+            values[name] = value.strip()
+    state = values.get("/state", "")
+    if not state:
+        if res.timed_out:
+            raise DeployError(f"reading {SCX_SYSFS} did not finish within {timeout:g} s; is the guest overloaded?")
         raise DeployError(
-            f"cannot read {SCX_SYSFS}: {res.stderr.strip() or res.stdout.strip()}; "
+            f"cannot read {SCX_SYSFS}/state: {res.stderr.strip() or res.stdout.strip()}; "
             "this kernel may lack sched_ext (CONFIG_SCHED_CLASS_EXT)"
         )
-    state = lines[0].strip()
     if state not in _STATES:
         raise DeployError(f"unexpected sched_ext state {state!r} in {SCX_SYSFS}/state")
-    ops = lines[1].strip()
-    return ScxState(state=state, ops=None if ops in ("-", "") else ops, enable_seq=int(lines[2].strip() or 0))
+    ops = values.get("/root/ops", "")
+    return ScxState(state=state, ops=ops or None, enable_seq=int(values.get("/enable_seq") or 0))
 
 
 def wait_state(runner: CommandRunner, want: str, timeout: float = 15.0) -> ScxState:
@@ -121,6 +130,12 @@ def find_ejection(lines: Sequence[str], name: str) -> Ejection | None:
     return None
 
 
+def pin_dir_for(obj_path: str) -> str:
+    """Where `attach` pins the link of a staged object (known before it is attached, so a watcher
+    started first can remove it)."""
+    return f"{PIN_ROOT}/{obj_path.rsplit('/', 1)[-1].split('.', 1)[0]}"
+
+
 def attach(runner: CommandRunner, obj_path: str, name: str, timeout: float = 180.0) -> Attached:
     """Load `obj_path` (already staged for the runner) and attach it as the system scheduler.
 
@@ -133,7 +148,7 @@ def attach(runner: CommandRunner, obj_path: str, name: str, timeout: float = 180
     if before.state != "disabled":
         raise DeployError(f"another sched_ext scheduler is attached ({before.ops or before.state}); detach it first")
     obj_name = obj_path.rsplit("/", 1)[-1].split(".", 1)[0]
-    pin_dir = f"{PIN_ROOT}/{obj_name}"
+    pin_dir = pin_dir_for(obj_path)
     made = runner.run(["mkdir", "-p", pin_dir], timeout=30.0, rt=True)
     if made.rc != 0:
         raise DeployError(f"cannot create the pin folder {pin_dir}: {made.stderr.strip()}; is bpffs mounted?")

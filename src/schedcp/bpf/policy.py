@@ -184,6 +184,33 @@ class StatSpec(BaseModel):
     description: str = ""
 
 
+LATENCY_CEILING_MS = 5000.0
+"""The loosest wakeup-latency bound a policy may declare for the verifier's probe."""
+
+
+class VerifySpec(BaseModel):
+    """What a policy trades away on purpose, so the verifier's dynamic stage does not enforce it.
+
+    Only two checks can be relaxed, never the stall and starvation bounds: fairness between
+    equal CPU hogs (a longest-job-first batch policy is unfair by design) and the wakeup-latency
+    bound, up to LATENCY_CEILING_MS. The report shows every relaxation and its reason, so
+    whoever deploys sees what the policy does not promise.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    fairness: bool = Field(True, description="false: equal CPU hogs may get very different CPU time")
+    latency_ms: float | None = Field(
+        None, gt=0, le=LATENCY_CEILING_MS, description="a looser p99 wakeup-latency bound than the default"
+    )
+    reason: str = Field("", description="why; required when anything is relaxed")
+
+    @model_validator(mode="after")
+    def _reason_given(self) -> VerifySpec:
+        if (not self.fairness or self.latency_ms is not None) and not self.reason.strip():
+            raise ValueError("[verify] relaxes a check: say why in `reason`")
+        return self
+
+
 class PolicySpec(BaseModel):
     """The contents of policy.toml."""
 
@@ -202,6 +229,7 @@ class PolicySpec(BaseModel):
     kernel_features: list[str] = Field(default_factory=lambda: ["sched_ext"])
     tunables: dict[str, TunableSpec] = Field(default_factory=dict)
     stats: dict[str, StatSpec] = Field(default_factory=dict)
+    verify: VerifySpec = Field(default_factory=VerifySpec, description="checks relaxed on purpose (rare)")
 
     @classmethod
     def from_stored(cls, data: dict[str, object]) -> PolicySpec:

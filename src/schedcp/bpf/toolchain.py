@@ -74,11 +74,17 @@ def compile_policy(
     if not source.exists():
         raise BuildError(f"policy source {source} does not exist")
     source = source.resolve()  # clang runs in the output folder (below)
-    folders = [vmlinux_h(kernel, cache_dir), include_dir(), source.parent, *(extra_includes or [])]
-    includes = [p.resolve() for p in folders]
+    includes = _includes(source, kernel, cache_dir, extra_includes)
     # Keep host paths out of the debug info: the same code and tunables must give the same
     # object (and sha256) wherever schedcp runs, since verification reports bind to that hash.
-    reproducible = ["-fdebug-compilation-dir=.", f"-ffile-prefix-map={source.parent}=."]
+    # The shared headers and vmlinux.h are named by their folder's role, not where this
+    # checkout or cache happens to be (their absolute paths made the hash differ per checkout).
+    reproducible = [
+        "-fdebug-compilation-dir=.",
+        f"-ffile-prefix-map={source.parent}=.",
+        f"-ffile-prefix-map={includes[1]}=include",
+        f"-ffile-prefix-map={includes[0]}=vmlinux",
+    ]
     # Run in the output folder and name the output relatively: clang-19's BTF type order can
     # depend on the length of its command line (seen: the same source gave different objects
     # for two output folders), so the command must not carry the output folder.
@@ -94,6 +100,28 @@ def compile_policy(
             proc.stderr.strip(),
         )
     return out
+
+
+def _includes(source: Path, kernel: Kernel, cache_dir: Path, extra: list[Path] | None = None) -> list[Path]:
+    folders = [vmlinux_h(kernel, cache_dir), include_dir(), source.parent, *(extra or [])]
+    return [p.resolve() for p in folders]
+
+
+def check_source(source: Path, kernel: Kernel, cache_dir: Path, flags: list[str]) -> subprocess.CompletedProcess[str]:
+    """Compile without output (`-fsyntax-only`) with extra `flags`, for the diagnostics alone.
+
+    The verifier's compile stage asks for more warnings than the build uses; doing it in a
+    separate run keeps the build's command line, and with it the object, unchanged.
+    """
+    if not source.exists():
+        raise BuildError(f"policy source {source} does not exist")
+    source = source.resolve()
+    includes = _includes(source, kernel, cache_dir)
+    argv = [_tool(CLANG), *CFLAGS, *flags, *(f"-I{p}" for p in includes), "-fsyntax-only", source.name]
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S, cwd=source.parent)
+    except subprocess.TimeoutExpired as exc:
+        raise BuildError(f"clang took longer than {COMPILE_TIMEOUT_S:g} s on {source}") from exc
 
 
 def file_sha256(path: Path) -> str:

@@ -19,6 +19,7 @@ from schedcp.cli.bench import bench_app, print_bench
 from schedcp.cli.common import JsonOpt, MemOpt, VcpuOpt, emit_json, handles_errors, out, session
 from schedcp.cli.policy import policy_app
 from schedcp.cli.sandbox import sandbox_app
+from schedcp.cli.verify import verify
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -29,6 +30,7 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(policy_app, name="policy")
 app.add_typer(bench_app, name="bench")
 app.add_typer(analyze_app, name="analyze")
+app.command("verify")(verify)
 
 
 @app.callback()

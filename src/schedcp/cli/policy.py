@@ -127,6 +127,9 @@ def policy_show(
             "verification: "
             + ", ".join(f"{'passed' if r.passed else 'FAILED'} {r.created_at[:19]}" for r in v.verifications[:5])
         )
+    if v.latest_verification is not None:
+        out.print("[bold]latest verification report[/]")
+        out.print(Padding(Text(v.latest_verification.render()), (0, 0, 0, 2)))
     if v.benchmarks:
         table = Table("workload (metric)", "gain", "95% interval", "verdict", "measured", box=None, pad_edge=False)
         for b in v.benchmarks:

@@ -68,10 +68,16 @@ class VerificationReport(BaseModel):
 
     def render(self) -> str:
         """The report as text for a person or an LLM: verdict first, then each stage."""
-        verdict = "PASSED" if self.passed else f"FAILED at {self.stopped_at}"
+        if self.passed:
+            verdict = "PASSED"
+        elif self.stopped_at is not None:
+            verdict = f"FAILED at {self.stopped_at}"
+        else:
+            verdict = "NOT VERIFIED (no stage failed, but not every stage ran)"
         ident = f"{self.policy}" + (f"@{self.version_id[:12]}" if self.version_id else "")
         tunables = ", ".join(f"{k}={v}" for k, v in self.tunables.items()) or "defaults"
-        lines = [f"{ident} ({tunables}; object {self.object_sha256[:12]}): {verdict}"]
+        obj = f"object {self.object_sha256[:12]}" if self.object_sha256 else "no object"
+        lines = [f"{ident} ({tunables}; {obj}): {verdict}"]
         for s in self.stages:
             state = "skipped" if s.skipped is not None else ("passed" if s.passed else "FAILED")
             lines.append(f"  {s.stage}: {state} ({s.duration_s:.1f} s)" + (f": {s.skipped}" if s.skipped else ""))

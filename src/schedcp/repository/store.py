@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from schedcp.bpf.policy import Policy, builtin_dir
 from schedcp.config import Settings, load_settings
-from schedcp.errors import DuplicatePolicy, PolicyError, RepositoryError
+from schedcp.errors import DuplicatePolicy, NotVerified, PolicyError, RepositoryError
 from schedcp.models.bench import BenchResult
 from schedcp.models.profile import WorkloadProfile
 from schedcp.repository import archive, profiles, results, search, versions
@@ -235,6 +235,36 @@ class PolicyRepository:
         self._ensure_builtins()
         with self.db.transaction(write=False) as tx:
             return results.verifications(tx, version)
+
+    def passing_verification(self, version: str, tunables: Mapping[str, Any]) -> VerificationRecord | None:
+        """The newest passing report for this version with exactly these tunables (every value,
+        defaults included, as the verifier records them), or None."""
+        wanted = dict(tunables)
+        for record in self.verifications(version):
+            if record.passed and isinstance(record.report, dict) and record.report.get("tunables") == wanted:
+                return record
+        return None
+
+    def require_verified(self, version: str, tunables: Mapping[str, Any]) -> VerificationRecord:
+        """The gate in front of every kernel: a passing report for this exact build, or NotVerified
+        saying how to get one. Deploying (the runtime, the MCP server) calls this first."""
+        record = self.passing_verification(version, tunables)
+        if record is not None:
+            return record
+        v = self.version(version)
+        sets = " ".join(
+            f"--set {k}={str(val).lower() if isinstance(val, bool) else val}" for k, val in tunables.items()
+        )
+        tried = self.verifications(v.id)
+        why = (
+            f"its newest report {'passed with other tunables' if tried[0].passed else 'failed'}"
+            if tried
+            else "it was never verified"
+        )
+        raise NotVerified(
+            f"{v.spec.name}@{v.id[:12]} has no passing verification report for these tunables ({why}); "
+            f"run `schedcp verify {v.spec.name}@{v.id[:12]}{' ' + sets if sets else ''}` first"
+        )
 
     def best_for(
         self,

@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from schedcp.bpf.policy import PolicySpec, find_policy
+from schedcp.models.verification import VerificationReport
 from schedcp.models.vocabulary import TunableValue
 from schedcp.repository import (
     AddResult,
@@ -86,8 +87,18 @@ class PolicyDetail(PolicySpec):
     removed: bool | None = None
     extracted: str | None = Field(None, description="the folder the version's files were written to")
     verifications: list[VerificationSummary] = Field(default_factory=list)
+    latest_verification: VerificationReport | None = Field(
+        None, description="the newest verification report in full (None: never verified, or not a report schedcp wrote)"
+    )
     benchmarks: list[BenchmarkRecord] = Field(default_factory=list)
     source: str | None = Field(None, description="the BPF C source, when asked for")
+
+
+def _report(data: object) -> VerificationReport | None:
+    try:
+        return VerificationReport.model_validate(data)
+    except ValidationError:  # recorded by hand or by an older schedcp: the summary still lists it
+        return None
 
 
 def is_folder(ref: str) -> bool:
@@ -124,6 +135,7 @@ def show_policy(ctx: Context, ref: str, include_source: bool = False, extract_to
         removed=v.removed,
         extracted=str(folder) if folder else None,
         verifications=[VerificationSummary.model_validate(r.model_dump(exclude={"report"})) for r in verifications],
+        latest_verification=_report(verifications[0].report) if verifications else None,
         benchmarks=benchmarks,
         source=v.source if include_source else None,
     )

@@ -94,10 +94,12 @@ u64 nr_kept_running;		/* slice ends where the task kept its CPU */
 u64 nr_dispatched;		/* tasks taken from the priority DSQ */
 u64 nr_aged;			/* tasks moved to the aged DSQ by the guard */
 u64 max_queue_wait_ns;		/* longest wait from enqueue to running seen */
+u64 nr_light_wakeups;		/* light sleepers and new tasks given a turn first */
 
 struct js_task {
 	u64 hinted_at;	/* when the task got its current class */
 	u64 enq_at;	/* when it last joined a DSQ */
+	u64 woke_runtime; /* sum_exec_runtime when it last woke up */
 	u32 cls;	/* enum js_class */
 };
 
@@ -168,7 +170,7 @@ static u64 size_key(struct task_struct *p, struct js_task *tctx, u64 now)
 	struct comm_key name = {};
 	u32 favoured = longest_first ? JS_LONG : JS_SHORT;
 	u32 cls = classify(p, &name);
-	u64 size;
+	u64 size, weight;
 
 	if (tctx->cls != cls || !tctx->hinted_at) {
 		tctx->cls = cls;
@@ -181,6 +183,19 @@ static u64 size_key(struct task_struct *p, struct js_task *tctx, u64 now)
 		return rank << RANK_SHIFT | (tctx->hinted_at & ((1ULL << RANK_SHIFT) - 1));
 	}
 	size = guess_size(p, &name);
+	/*
+	 * Nice weighs in: a niced task (weight below 100) counts as a smaller job
+	 * under longest-first and a bigger one under shortest-first, so it runs
+	 * after the others either way. Without this the order ignored nice, and a
+	 * nice-19 hog could get more CPU than a nice-0 one (`schedcp verify`).
+	 */
+	weight = p->scx.weight ? p->scx.weight : 1;
+	if (longest_first)
+		size = size / 100 * weight;
+	else
+		size = size / weight * 100;
+	if (size > SIZE_CAP_NS)
+		size = SIZE_CAP_NS;
 	return 1ULL << RANK_SHIFT | (longest_first ? SIZE_CAP_NS - size : size);
 }
 
@@ -207,7 +222,7 @@ void BPF_PROG(jobsize_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	struct js_task *tctx;
 	u64 now = bpf_ktime_get_ns();
-	u64 key;
+	u64 key, ran;
 
 	/* Per-CPU kernel threads can run nowhere else: don't make them wait. */
 	if (schedcp_is_percpu_kthread(p)) {
@@ -234,6 +249,28 @@ void BPF_PROG(jobsize_enqueue, struct task_struct *p, u64 enq_flags)
 		scx_bpf_dsq_insert(p, AGED_DSQ, slice_ns, enq_flags);
 		return;
 	}
+	/*
+	 * A task that sleeps is not a batch job while it does: one that woke up
+	 * after using less than slice_ns of CPU since it last woke (a shell, a
+	 * daemon, the reader of a pipe), or one that has never run (a new fork),
+	 * gets one short turn ahead of the size order, on the aged DSQ. Ranked by
+	 * size it waited up to max_wait_ns at every wakeup: under longest-first
+	 * that is seconds per keystroke on a busy machine (`schedcp verify`'s
+	 * wakeup probe saw 2.2 s). CPU-bound jobs do not sleep, so their order,
+	 * and the makespan, are unchanged.
+	 */
+	ran = p->se.sum_exec_runtime;
+	if ((enq_flags & SCX_ENQ_WAKEUP) || !ran) {
+		bool light = ran - tctx->woke_runtime < slice_ns;
+
+		tctx->woke_runtime = ran;
+		if (light) {
+			__sync_fetch_and_add(&nr_light_wakeups, 1);
+			scx_bpf_dsq_insert(p, AGED_DSQ, aged_slice_ns, enq_flags);
+			return;
+		}
+	}
+
 	key = size_key(p, tctx, now);
 	/*
 	 * Waiting since the task became runnable, not since this enqueue: a task

@@ -121,6 +121,7 @@ class Monitor:
         self.live_gap_s: dict[str, float] = {}
         self.switches = 0
         self.t0 = time.monotonic()
+        self.attached_at: float | None = None  # when the policy was first seen enabled
 
     # -- setup --
 
@@ -212,13 +213,39 @@ class Monitor:
         cycle = [("other", 0), ("batch", 0), ("idle", 0), ("other", -10), ("other", 19)]
         pol, nice = cycle[self.switches % len(cycle)]
         self.switches += 1
-        for pid in self.cgroup_pids(self.stress_cg)[-3:]:
+        for pid in [p for p in self.cgroup_pids(self.stress_cg) if p != os.getpid()][-3:]:
             try:
                 policy = {"other": os.SCHED_OTHER, "batch": os.SCHED_BATCH, "idle": os.SCHED_IDLE}[pol]
                 os.sched_setscheduler(pid, policy, os.sched_param(0))
                 os.setpriority(os.PRIO_PROCESS, pid, nice)
             except OSError:
                 continue  # a short-lived task gone meanwhile
+
+    def start_switcher(self) -> None:
+        """Class changes every 0.5 s, in a process of their own: sched_setscheduler() can block
+        under a stalling policy, and in this process it would hold the interpreter (and with it
+        every check) until the kernel's watchdog fired. The switcher is a normal task in the
+        stress cgroup: it stops with the stress, and cgroup.kill ends it."""
+        pid = os.fork()
+        if pid:
+            return
+        try:
+            with open(os.path.join(self.stress_cg, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+            while True:
+                self.switch_classes()
+                with open(os.path.join(self.dir, ".switches"), "w") as f:
+                    f.write(str(self.switches))
+                time.sleep(0.5)
+        finally:
+            os._exit(0)
+
+    def switch_count(self) -> int:
+        try:
+            with open(os.path.join(self.dir, ".switches")) as f:
+                return int(f.read() or 0)
+        except (OSError, ValueError):
+            return 0
 
     def cgroup_pids(self, cgroup: str) -> list[int]:
         try:
@@ -237,13 +264,39 @@ class Monitor:
         if self.args.pin and os.path.exists(self.args.pin):
             shutil.rmtree(self.args.pin, ignore_errors=True)
             self.events.append(f"{time.monotonic() - self.t0:.2f} s: removed the pin {self.args.pin}")
+        deadline = time.monotonic() + 1.0
+        state, _ = self.sched_ext()
+        while self.args.ops and state in ("enabling", "enabled") and time.monotonic() < deadline:
+            time.sleep(0.05)
+            state, _ = self.sched_ext()
+        if self.args.ops and state in ("enabling", "enabled"):
+            # The pin was not the link's last holder: the attach is still running (bpftool holds
+            # the link until it exits, and under a stalling policy its exit waits on kernel
+            # threads that never run), or there is no pin yet. sched_ext's own emergency stop,
+            # SysRq-S, returns every task to the kernel's scheduler whatever holds the link.
+            try:
+                with open("/proc/sysrq-trigger", "w") as f:
+                    f.write("S")
+                self.events.append(f"{time.monotonic() - self.t0:.2f} s: SysRq-S (sched_ext still {state})")
+            except OSError as exc:
+                self.events.append(f"SysRq-S failed: {exc}")
 
     def check(self, slots: list[dict[str, Any]], now_ns: int) -> None:
         b = self.bounds
         state, ops = self.sched_ext()
-        if self.args.ops and (state != "enabled" or ops != self.args.ops):
-            self.stop_policy("ejected", f"sched_ext is {state} ({ops or 'no scheduler'}) during the run")
-            return
+        if self.args.ops:
+            # The monitor starts before the policy is attached, so a policy that stalls the
+            # machine while it is being enabled is watched too.
+            if state == "enabled" and ops == self.args.ops:
+                if self.attached_at is None:
+                    self.attached_at = time.monotonic()
+                    self.events.append(f"{self.attached_at - self.t0:.2f} s: {ops} enabled")
+            elif self.attached_at is not None:
+                self.stop_policy("ejected", f"sched_ext is {state} ({ops or 'no scheduler'}) during the run")
+                return
+            elif time.monotonic() - self.t0 > self.args.attach_wait:
+                self.stop_policy("not attached", f"not enabled {self.args.attach_wait:g} s after the start ({state})")
+                return
         gaps: dict[str, float] = {}
         for slot, name, _kind, _nice, _policy, _pinned in PROBES:
             s = slots[slot]
@@ -295,7 +348,7 @@ class Monitor:
             "ops": ops,
             "verdict": self.verdict,
             "probes": probes,
-            "class_switches": self.switches,
+            "class_switches": self.switch_count(),
             "events": self.events,
         }
 
@@ -308,20 +361,24 @@ class Monitor:
     def run(self) -> None:
         try:
             self.start()
+            self.start_switcher()
+            # Everything is started: the host attaches the policy only after this first status.
+            # (Starting a process needs the child to run until it execs, and under a policy
+            # that stalls normal tasks it never does: the monitor would block in Popen.)
+            self.write("status.json", self.status(False, read_slots(self.shm)))
             last_status = 0.0
-            last_switch = 0.0
             while time.monotonic() - self.t0 < self.args.duration:
                 time.sleep(CHECK_INTERVAL_S)
                 slots = read_slots(self.shm)
                 self.check(slots, time.clock_gettime_ns(time.CLOCK_MONOTONIC))
+                if os.path.exists(os.path.join(self.dir, "stop")):
+                    self.events.append(f"{time.monotonic() - self.t0:.2f} s: stopped by the host")
+                    break
                 if self.verdict is not None and self.verdict["kind"] != "ejected":
                     break
                 if self.verdict is not None:
                     break
                 now = time.monotonic()
-                if now - last_switch > 0.5:
-                    self.switch_classes()
-                    last_switch = now
                 if now - last_status > STATUS_INTERVAL_S:
                     self.write("status.json", self.status(False, slots))
                     last_status = now
@@ -377,7 +434,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", required=True)
     ap.add_argument("--probe", required=True)
-    ap.add_argument("--pin", default="")
+    ap.add_argument("--pin", default="", help="where the policy's link will be pinned (it may not exist yet)")
+    ap.add_argument("--attach-wait", type=float, default=300.0, help="seconds the policy may take to be enabled")
     ap.add_argument("--ops", default="", help="the scheduler that must stay enabled ('' for the kernel's own)")
     ap.add_argument("--duration", type=float, required=True)
     ap.add_argument("--vcpus", type=int, required=True)
