@@ -119,8 +119,9 @@ class TunableSpec(BaseModel):
         """The values `--set` takes, in words (100 us to 100 ms; true or false)."""
         return format_range(self)
 
-    def parse(self, name: str, text: str) -> TunableValue:
-        """Parse a command-line value; durations take ns/us/ms/s suffixes when the unit is ns."""
+    def parse(self, name: str, text: str, declared_range: bool = True) -> TunableValue:
+        """Parse a command-line value; durations take ns/us/ms/s suffixes when the unit is ns.
+        `declared_range=False` checks only what the type can hold (see Policy.resolve_tunables)."""
         if self.type == "str16":
             return self.check(name, text)
         raw = text.strip().lower().replace("_", "")
@@ -143,9 +144,9 @@ class TunableSpec(BaseModel):
                     f"tunable {name} is in {self.unit or 'plain numbers'}; drop the {m.group(2)!r} suffix"
                 )
             value *= DURATION_UNITS[m.group(2)]
-        return self.check(name, value)
+        return self.check(name, value, declared_range)
 
-    def check(self, name: str, value: TunableValue) -> TunableValue:
+    def check(self, name: str, value: TunableValue, declared_range: bool = True) -> TunableValue:
         assert self.min is not None
         assert self.max is not None
         if self.type == "str16":
@@ -163,9 +164,11 @@ class TunableSpec(BaseModel):
             return bool(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise PolicyError(f"tunable {name} takes an integer, got {value!r}")
-        if not self.min <= value <= self.max:
+        lo, hi = (self.min, self.max) if declared_range else TYPE_RANGES[self.type]
+        if not lo <= value <= hi:
             unit = f" {self.unit}" if self.unit else ""
-            raise PolicyError(f"tunable {name}={value}{unit} is outside its range [{self.min}, {self.max}]{unit}")
+            what = "its range" if declared_range else f"what a {self.type} holds"
+            raise PolicyError(f"tunable {name}={value}{unit} is outside {what} [{lo}, {hi}]{unit}")
         return value
 
 
@@ -263,14 +266,20 @@ class Policy:
     def source(self) -> Path:
         return self.path / f"{self.spec.name}.bpf.c"
 
-    def resolve_tunables(self, overrides: dict[str, str] | None = None) -> dict[str, TunableValue]:
-        """Defaults overlaid with `overrides` (name -> text), every value range-checked."""
+    def resolve_tunables(
+        self, overrides: dict[str, str] | None = None, declared_range: bool = True
+    ) -> dict[str, TunableValue]:
+        """Defaults overlaid with `overrides` (name -> text), every value range-checked.
+
+        The verifier passes `declared_range=False`: a value outside policy.toml's range (but one
+        the type can hold) is then its lint stage's finding, in the report an agent reads, rather
+        than an error before any stage ran."""
         values: dict[str, TunableValue] = {k: t.default for k, t in self.spec.tunables.items()}
         for key, text in (overrides or {}).items():
             if key not in self.spec.tunables:
                 known = ", ".join(sorted(self.spec.tunables)) or "none"
                 raise PolicyError(f"policy {self.name} has no tunable {key!r} (it has: {known})")
-            values[key] = self.spec.tunables[key].parse(key, text)
+            values[key] = self.spec.tunables[key].parse(key, text, declared_range)
         return values
 
 

@@ -158,6 +158,9 @@ def run_probes(
                 attached = loader.attach(runner, obj, built.name, timeout=load_timeout)
             except (VerifierRejected, DeployError) as exc:
                 attach_error = exc
+            if attach_error is not None or attached is None or attached.state is None or not attached.state.enabled:
+                # Refused, or disabled already (the kernel ejected it during the enable): the
+                # monitor, which waits to see the policy enabled, has nothing left to watch.
                 runner.run(["touch", f"{workdir}/stop"], timeout=30.0, rt=True)
         progress(f"stress and probes running for {duration_s:g} s")
         deadline = time.monotonic() + duration_s + FINISH_SLACK_S
