@@ -49,7 +49,9 @@ class FakeRunner:
         rm_rc: int = 0,
         maps: Sequence[dict[str, object]] = (),
         dumps: Mapping[int, str] | None = None,
+        sysrq_disables: bool = False,
     ) -> None:
+        self.sysrq_disables = sysrq_disables
         self.states = list(states)  # stdout of successive state reads; the last one repeats
         self.register = register
         self.register_timed_out = register_timed_out
@@ -86,6 +88,10 @@ class FakeRunner:
         if argv[:3] == ["bpftool", "struct_ops", "register"]:
             rc, out, err = self.register
             return _result(argv, rc, out, err, timed_out=self.register_timed_out)
+        if argv == ["tee", "/proc/sysrq-trigger"]:
+            if self.sysrq_disables:
+                self.states = ["disabled\n-\n1\n"]
+            return _result(argv)
         if argv[:2] == ["rm", "-rf"]:
             return _result(argv, self.rm_rc, stderr="rm: cannot remove" if self.rm_rc else "")
         if argv == ["bpftool", "-j", "map", "show"]:
@@ -304,6 +310,17 @@ def test_detach_scheduler_stays_enabled() -> None:
     runner = FakeRunner(states=["enabled\nfifo\n1\n"])
     with pytest.raises(DeployError, match="fifo still enabled"):
         detach(runner, _attached(), timeout=0.2)
+    assert ["tee", "/proc/sysrq-trigger"] in runner.calls, "SysRq-S was tried before giving up"
+
+
+def test_detach_falls_back_to_sysrq_when_the_pin_is_not_enough() -> None:
+    # A stalling policy: removing the pin does not disable it (the link's release waits on
+    # kernel threads that never run); SysRq-S does.
+    runner = FakeRunner(states=["enabled\nfifo\n1\n"], sysrq_disables=True)
+    state = detach(runner, _attached(), timeout=0.2)
+    assert state.state == "disabled"
+    rm = runner.calls.index(["rm", "-rf", _attached().pin_dir])
+    assert rm < runner.calls.index(["tee", "/proc/sysrq-trigger"]), "the pin first, SysRq-S only after"
 
 
 # -- read_datasec --------------------------------------------------------------------------------

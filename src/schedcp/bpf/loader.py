@@ -19,6 +19,7 @@ time out, reported as "this kernel may lack sched_ext" instead of the kernel's e
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Sequence
@@ -27,6 +28,8 @@ from typing import Any
 
 from schedcp.errors import DeployError, SchedcpError, VerifierRejected
 from schedcp.runner import CommandRunner
+
+log = logging.getLogger(__name__)
 
 SCX_SYSFS = "/sys/kernel/sched_ext"
 PIN_ROOT = "/sys/fs/bpf/schedcp"
@@ -182,12 +185,27 @@ def _trim_log(log: str, limit: int = 200) -> str:
     return "\n".join([*lines[:20], f"... ({len(lines) - limit} lines omitted) ...", *lines[-(limit - 20) :]])
 
 
+REMOVE_WAIT_S = 5.0
+"""How long a detach waits for the kernel after removing the pin before it uses SysRq-S."""
+
+
 def detach(runner: CommandRunner, attached: Attached, timeout: float = 30.0) -> ScxState:
-    """Remove the pinned link (the kernel then disables the scheduler) and wait for it."""
-    res = runner.run(["rm", "-rf", attached.pin_dir], timeout=timeout, rt=True)
-    if res.rc != 0:
+    """Remove the pinned link (the kernel then disables the scheduler) and wait for it.
+
+    Under a policy that stalls the machine, releasing the link waits on kernel threads that
+    never run: the removal blocked 26 s, until the kernel's watchdog fired. So after
+    REMOVE_WAIT_S the detach uses sched_ext's emergency stop, SysRq-S, which disables the
+    scheduler at once (0.2 s measured) whatever holds the link.
+    """
+    wait = min(REMOVE_WAIT_S, timeout)
+    res = runner.run(["rm", "-rf", attached.pin_dir], timeout=wait, rt=True)
+    if res.rc != 0 and not res.timed_out:
         raise DeployError(f"cannot remove {attached.pin_dir}: {res.stderr.strip()}")
-    state = wait_state(runner, "disabled", timeout=timeout)
+    state = wait_state(runner, "disabled", timeout=wait)
+    if state.state != "disabled":
+        log.warning("%s still %s %g s after its pin was removed: SysRq-S", attached.name, state.state, wait)
+        runner.run(["tee", "/proc/sysrq-trigger"], timeout=30.0, input=b"S", rt=True)
+        state = wait_state(runner, "disabled", timeout=timeout)
     if state.state != "disabled":
         raise DeployError(f"{attached.name} still {state.state} {timeout:g} s after its link was removed")
     return state

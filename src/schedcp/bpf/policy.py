@@ -194,14 +194,15 @@ LATENCY_CEILING_MS = 5000.0
 class VerifySpec(BaseModel):
     """What a policy trades away on purpose, so the verifier's dynamic stage does not enforce it.
 
-    Only two checks can be relaxed, never the stall and starvation bounds: fairness between
-    equal CPU hogs (a longest-job-first batch policy is unfair by design) and the wakeup-latency
-    bound, up to LATENCY_CEILING_MS. The report shows every relaxation and its reason, so
+    Only two things can be relaxed, never the stall and starvation bounds: CPU shares (equal CPU
+    hogs sharing equally, a nice-19 hog not getting more than a nice-0 one: a longest-job-first
+    batch policy gives CPU by job size instead) and the wakeup-latency bound, up to
+    LATENCY_CEILING_MS. The report shows every relaxation and its reason, so
     whoever deploys sees what the policy does not promise.
     """
 
     model_config = ConfigDict(extra="forbid")
-    fairness: bool = Field(True, description="false: equal CPU hogs may get very different CPU time")
+    fairness: bool = Field(True, description="false: CPU shares (equal hogs, nice levels) are not promised")
     latency_ms: float | None = Field(
         None, gt=0, le=LATENCY_CEILING_MS, description="a looser p99 wakeup-latency bound than the default"
     )

@@ -67,7 +67,9 @@ class Bounds(BaseModel):
     latency_ms: float = Field(2000.0, description="the sleeper's p99 wakeup lateness")
     latency_abort_ms: float = Field(5000.0, description="a single wakeup this late stops the run at once")
     fairness_max_ratio: float = Field(3.0, description="CPU of one equal-nice hog over the other's, at most")
-    fairness: bool = Field(True, description="enforce fairness_max_ratio (a policy may declare itself unfair)")
+    fairness: bool = Field(
+        True, description="enforce fairness_max_ratio and nice_max_inversion (a policy may declare itself unfair)"
+    )
     nice_max_inversion: float = Field(1.5, description="CPU of the nice-19 hog over the nice-0 one's, at most")
     heartbeat_s: float = Field(
         30.0,
@@ -302,7 +304,9 @@ def judge(run: DynamicRun, bounds: Bounds = DEFAULT_BOUNDS) -> tuple[list[str], 
         normal, niced = probes.get("normal", {}).get("count", 0), probes.get("nice19", {}).get("count", 0)
         if normal:
             evidence.append(f"nice 0 hog {normal} ms of CPU, nice 19 hog {niced}")
-            if not verdict and niced > bounds.nice_max_inversion * normal:
+            if not bounds.fairness:
+                evidence[-1] += " (not enforced: the policy declares itself unfair by design)"
+            elif not verdict and niced > bounds.nice_max_inversion * normal:
                 findings.append(
                     Finding(
                         rule="nice inverted",
@@ -335,7 +339,7 @@ def relaxed(bounds: Bounds, spec: VerifySpec) -> tuple[Bounds, list[str]]:
     update: dict[str, object] = {}
     if not spec.fairness:
         update["fairness"] = False
-        notes.append(f"policy.toml [verify]: fairness between equal hogs not enforced ({spec.reason.strip()})")
+        notes.append(f"policy.toml [verify]: CPU shares (equal hogs, nice) not enforced ({spec.reason.strip()})")
     # A bound the caller chose (--latency-ms) stands: it is what they need, whatever the policy says.
     chosen = bounds.latency_ms != DEFAULT_BOUNDS.latency_ms
     if spec.latency_ms is not None and spec.latency_ms > bounds.latency_ms and not chosen:

@@ -190,12 +190,24 @@ static __always_inline u64 schedcp_vtime_delta(u64 ns, u64 weight)
 	return ns * SCHEDCP_WEIGHT_DFL / weight;
 }
 
+/*
+ * The lightest weight a task counts with: a tenth of nice 0 (about nice 10).
+ * SCHED_IDLE and nice-19 tasks have weight 1, and charged at that they waited
+ * 100 times longer than a nice-0 task: behind a dozen CPU hogs over 20 s. A
+ * task preempted inside an RCU read-side section that long makes the kernel
+ * eject the scheduler ("RCU CPU stall"; vtime and locality, found by `schedcp
+ * verify`). Nice still orders tasks; the very lightest get at least a tenth.
+ */
+#define SCHEDCP_WEIGHT_MIN	10
+
 /* Virtual time @p has earned since its CPU time was @run_start, at its nice weight. */
 static __always_inline u64 schedcp_task_vtime_since(const struct task_struct *p,
 						    u64 run_start)
 {
+	u64 weight = p->scx.weight;
+
 	return schedcp_vtime_delta(p->se.sum_exec_runtime - run_start,
-				   p->scx.weight ?: 1);
+				   weight > SCHEDCP_WEIGHT_MIN ? weight : SCHEDCP_WEIGHT_MIN);
 }
 
 /*

@@ -170,7 +170,7 @@ static u64 size_key(struct task_struct *p, struct js_task *tctx, u64 now)
 	struct comm_key name = {};
 	u32 favoured = longest_first ? JS_LONG : JS_SHORT;
 	u32 cls = classify(p, &name);
-	u64 size, weight;
+	u64 size;
 
 	if (tctx->cls != cls || !tctx->hinted_at) {
 		tctx->cls = cls;
@@ -183,19 +183,6 @@ static u64 size_key(struct task_struct *p, struct js_task *tctx, u64 now)
 		return rank << RANK_SHIFT | (tctx->hinted_at & ((1ULL << RANK_SHIFT) - 1));
 	}
 	size = guess_size(p, &name);
-	/*
-	 * Nice weighs in: a niced task (weight below 100) counts as a smaller job
-	 * under longest-first and a bigger one under shortest-first, so it runs
-	 * after the others either way. Without this the order ignored nice, and a
-	 * nice-19 hog could get more CPU than a nice-0 one (`schedcp verify`).
-	 */
-	weight = p->scx.weight ? p->scx.weight : 1;
-	if (longest_first)
-		size = size / 100 * weight;
-	else
-		size = size / weight * 100;
-	if (size > SIZE_CAP_NS)
-		size = SIZE_CAP_NS;
 	return 1ULL << RANK_SHIFT | (longest_first ? SIZE_CAP_NS - size : size);
 }
 

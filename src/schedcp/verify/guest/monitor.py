@@ -122,6 +122,7 @@ class Monitor:
         self.switches = 0
         self.t0 = time.monotonic()
         self.attached_at: float | None = None  # when the policy was first seen enabled
+        self.seq0 = self.enable_seq()  # schedulers enabled before ours
 
     # -- setup --
 
@@ -207,6 +208,13 @@ class Monitor:
         except OSError:
             ops = ""
         return state, ops
+
+    def enable_seq(self) -> int:
+        try:
+            with open(os.path.join(SCX, "enable_seq")) as f:
+                return int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            return 0
 
     def switch_classes(self) -> None:
         """Nice and policy changes on a live task: cycle one stress worker through them."""
@@ -294,6 +302,10 @@ class Monitor:
             elif self.attached_at is not None:
                 self.stop_policy("ejected", f"sched_ext is {state} ({ops or 'no scheduler'}) during the run")
                 return
+            elif state == "disabled" and self.enable_seq() > self.seq0:
+                # Enabled and disabled again between two checks: the kernel ejected it at once.
+                self.stop_policy("ejected", "enabled and disabled again within one check")
+                return
             elif time.monotonic() - self.t0 > self.args.attach_wait:
                 self.stop_policy("not attached", f"not enabled {self.args.attach_wait:g} s after the start ({state})")
                 return
@@ -338,7 +350,8 @@ class Monitor:
                 entry["late_max_ms"] = round(s["max_late_ns"] / 1e6, 3)
                 entry["late_mean_ms"] = round(s["sum_late_ns"] / 1e6 / s["count"], 3) if s["count"] else None
                 p99 = percentile_us(s["hist"], 0.99)
-                entry["late_p99_ms"] = p99 / 1000 if p99 is not None else None
+                # A log2 bucket's upper edge can exceed the largest value seen: never report more.
+                entry["late_p99_ms"] = min(p99 / 1000, entry["late_max_ms"]) if p99 is not None else None
             probes[name] = entry
         state, ops = self.sched_ext()
         return {
