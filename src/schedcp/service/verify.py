@@ -72,7 +72,6 @@ def verify(ctx: Context, request: VerifyRequest) -> VerifyResult:
     if (request.policy is None) == (request.object is None):
         raise SchedcpError("verify a policy or an object (--object FILE), not both or neither")
     settings = ctx.settings
-    kernel = find_kernel(settings.kernels_dir, settings.sandbox.kernel)
     bounds = DEFAULT_BOUNDS if request.latency_ms is None else Bounds(latency_ms=request.latency_ms)
     options = VerifyOptions(
         quick=request.quick,
@@ -88,6 +87,7 @@ def verify(ctx: Context, request: VerifyRequest) -> VerifyResult:
     with tempfile.TemporaryDirectory(prefix="schedcp-verify-") as tmp:
         scratch = Path(tmp)
         if request.object is not None:
+            kernel = find_kernel(settings.kernels_dir, settings.sandbox.kernel)
             report = verify_object(
                 request.object.resolve(),
                 kernel=kernel,
@@ -107,6 +107,7 @@ def verify(ctx: Context, request: VerifyRequest) -> VerifyResult:
         # A value that is not a number of the type fails here; one outside policy.toml's range
         # is the lint stage's finding (tunables-match), in the report.
         tunables = policy.resolve_tunables(text, declared_range=False)
+        kernel = find_kernel(settings.kernels_dir, settings.sandbox.kernel)  # after the input is checked
         report = verify_policy(
             policy,
             tunables,
