@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from schedcp.fsutil import atomic_write
-from schedcp.models import CommandResult
+from schedcp.models import BootInfo, CommandResult
 
 
 class CommandRunner(Protocol):
@@ -108,3 +108,9 @@ def _real_time() -> None:
 def stage_into(folder: Path, path: Path) -> Path:
     """Copy `path` into a shared folder (atomic rename, so the guest never sees half a file)."""
     return atomic_write(folder / path.name, path.read_bytes(), mode=path.stat().st_mode & 0o777)
+
+
+def boot_info(runner: CommandRunner) -> BootInfo | None:
+    """How the sandbox behind a runner booted; None on the host."""
+    info = getattr(runner, "info", None)
+    return info if isinstance(info, BootInfo) else None

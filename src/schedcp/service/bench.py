@@ -25,8 +25,9 @@ from schedcp.fsutil import atomic_write
 from schedcp.models.bench import DEFAULT, BenchResult, WorkloadInfo
 from schedcp.models.vocabulary import Size, TunableValue
 from schedcp.repository.content import read_policy
+from schedcp.runner import boot_info
 from schedcp.service.common import build
-from schedcp.service.context import Context, boot_info
+from schedcp.service.context import Context
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from schedcp.config import Settings, load_settings
 from schedcp.errors import Cancelled
-from schedcp.models import BootInfo
 from schedcp.models.profile import Where
 from schedcp.models.progress import Progress, ProgressFn, ignore_progress
 from schedcp.repository import PolicyRepository, open_repository
@@ -115,9 +114,3 @@ class Context:
                     f"sandbox up in {vm.info.boot_s:.1f} s ({vm.info.accel}, {vm.info.vcpus} vCPUs, {vm.info.kernel})"
                 )
             yield vm
-
-
-def boot_info(runner: CommandRunner) -> BootInfo | None:
-    """How the sandbox behind a runner booted; None on the host."""
-    info = getattr(runner, "info", None)
-    return info if isinstance(info, BootInfo) else None

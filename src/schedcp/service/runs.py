@@ -10,9 +10,10 @@ from pydantic import BaseModel, Field
 
 from schedcp.models import BootInfo
 from schedcp.models.vocabulary import TunableValue
+from schedcp.runner import boot_info
 from schedcp.runtime.session import PolicyRunReport, run_under_policy
 from schedcp.service.common import build, guest_folders
-from schedcp.service.context import Context, boot_info
+from schedcp.service.context import Context
 
 
 class PolicyRunRequest(BaseModel):

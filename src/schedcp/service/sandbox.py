@@ -7,10 +7,11 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from schedcp.models import BootInfo, CommandResult
+from schedcp.runner import boot_info
 from schedcp.sandbox import find_kernel
 from schedcp.sandbox.qemu import choose_accel, qemu_version
 from schedcp.service.common import guest_folders
-from schedcp.service.context import Context, boot_info
+from schedcp.service.context import Context
 
 
 class SandboxInfo(BaseModel):

@@ -91,7 +91,6 @@ class DynamicRun:
     state_after: str
     ejection: loader.Ejection | None
     wall_s: float
-    attach_error: SchedcpError | None = None
 
 
 def monitor_script() -> Path:
@@ -219,7 +218,6 @@ def run_probes(
         state_after=after.state,
         ejection=ejection,
         wall_s=time.monotonic() - t0,
-        attach_error=attach_error,
     )
 
 

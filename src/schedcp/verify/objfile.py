@@ -387,7 +387,9 @@ def judged_kfunc(name: str) -> str:
     return RENAMED_KFUNCS.get(base, base)
 
 
-def object_static_stage(obj: Path, *, kernel_kfuncs: Collection[str] | None = None) -> StageResult:
+def object_static_stage(
+    obj: Path, *, kernel_kfuncs: Collection[str] | None = None, facts: ObjectFacts | None = None
+) -> StageResult:
     """The lint stage for an object: the rules its ELF and BTF can answer, with lint's rule ids.
 
     - allowed-calls: every BPF helper called and every kfunc imported is on lint's allow-list,
@@ -400,7 +402,7 @@ def object_static_stage(obj: Path, *, kernel_kfuncs: Collection[str] | None = No
       kernel's own log still says why it was disabled.
     """
     t0 = time.monotonic()
-    facts = inspect_object(obj)
+    facts = facts if facts is not None else inspect_object(obj)  # the caller may have read it already
     findings = [*_check_calls(facts, kernel_kfuncs), *_check_ops(facts), *_check_timeout(facts)]
     evidence = _evidence(facts, kernel_kfuncs)
     return StageResult(

@@ -24,12 +24,11 @@ from pydantic import BaseModel, Field
 from schedcp.bpf.build import BuiltPolicy
 from schedcp.bpf.policy import Policy, PolicySpec
 from schedcp.bpf.toolchain import file_sha256
-from schedcp.errors import BuildError, LostVMError, PolicyEjected, SchedcpError
-from schedcp.models import BootInfo
+from schedcp.errors import BuildError, LostVMError, SchedcpError
 from schedcp.models.progress import Progress, ProgressFn, ignore_progress
 from schedcp.models.verification import STAGES, Finding, Stage, StageResult, VerificationReport
 from schedcp.models.vocabulary import TunableValue
-from schedcp.runner import CommandRunner
+from schedcp.runner import CommandRunner, boot_info
 from schedcp.sandbox.kernel import Kernel
 from schedcp.verify.compile import compile_stage
 from schedcp.verify.dynamic import DEFAULT_BOUNDS, Bounds, dynamic_stage
@@ -97,11 +96,6 @@ class _Run:
         )
 
 
-def _boot(runner: CommandRunner) -> BootInfo | None:
-    info = getattr(runner, "info", None)
-    return info if isinstance(info, BootInfo) else None
-
-
 def _kernel_side(
     run: _Run,
     open_runner: RunnerFactory,
@@ -116,7 +110,7 @@ def _kernel_side(
     options = run.options
     workload_name: str | None = None
     with open_runner() as runner:
-        boot = _boot(runner)
+        boot = boot_info(runner)
         cpus = boot.vcpus if boot is not None else vcpus
         run.say("kernel-verifier: loading the object without attaching it")
         if not run.add(kernel_verifier_stage(runner, built.obj, built.name, sources=sources)):
@@ -160,9 +154,9 @@ def _kernel_side(
                 boot=boot,
                 progress=run.progress,
             )
-        except (PolicyEjected, SchedcpError) as exc:
-            if isinstance(exc, LostVMError):
-                raise
+        except LostVMError:
+            raise
+        except SchedcpError as exc:  # the policy ejected or failing during the benchmark
             perf = StageResult(
                 stage="performance",
                 passed=False,
@@ -257,11 +251,11 @@ def verify_object(
     sha = file_sha256(obj)
     run.stages.append(_skipped("compile", "a prebuilt object: no source to compile"))
     run.say(f"lint: what {obj.name} shows (imports, calls, ops table)")
-    static = object_static_stage(obj, kernel_kfuncs=kernel_kfuncs(kernel, cache_dir))
-    facts = inspect_object(obj) if static.passed else None
-    name = facts.name if facts and facts.name else obj.name.split(".", 1)[0]
+    facts = inspect_object(obj)
+    static = object_static_stage(obj, kernel_kfuncs=kernel_kfuncs(kernel, cache_dir), facts=facts)
+    name = facts.name or obj.name.split(".", 1)[0]
     workload: str | None = None
-    if run.add(static) and facts is not None:
+    if run.add(static):
         spec = PolicySpec(name=name, summary=f"third-party object {obj.name}", workload_classes=classes or [])
         built = BuiltPolicy(policy=Policy(path=obj.parent, spec=spec), tunables={}, obj=obj, sha256=sha)
         work_dir.mkdir(parents=True, exist_ok=True)
