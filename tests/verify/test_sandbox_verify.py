@@ -7,8 +7,12 @@ benchmark does; the dynamic stage runs its quick variant (docs/verify.md gives b
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import sys
+import threading
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -18,6 +22,7 @@ import pytest
 from schedcp.bpf.policy import builtin_policies
 from schedcp.config import Settings
 from schedcp.errors import NotVerified
+from schedcp.models.progress import Progress
 from schedcp.sandbox import Sandbox
 from schedcp.service import Context
 from schedcp.service.verify import VerifyRequest, require_verified, verify
@@ -72,6 +77,42 @@ def test_builtin_passes_up_to_the_performance_gate(name: str, settings: Settings
     assert [s.stage for s in ran] == ["compile", "lint", "kernel-verifier", "dynamic"], report.render()
     assert all(s.passed for s in ran), report.render()
     assert not report.passed, "a report that skipped the performance gate is not a pass"
+
+
+@pytest.mark.sandbox
+def test_a_guest_frozen_by_the_host_is_not_blamed_on_the_policy(settings: Settings, vm: Sandbox) -> None:
+    """The host stops the emulator for 6 s mid-run (as a busy CI machine did for 21 s): the
+    kernel's watchdog would eject the policy on resume and every probe would show a gap. The
+    real-time monitor sees its own pause, the run is void and repeated, and vtime passes."""
+    assert vm.proc is not None
+    froze: list[float] = []
+
+    def freeze() -> None:
+        time.sleep(8.0)
+        assert vm.proc is not None
+        os.kill(vm.proc.pid, signal.SIGSTOP)
+        try:
+            time.sleep(6.0)
+        finally:
+            os.kill(vm.proc.pid, signal.SIGCONT)
+        froze.append(6.0)
+
+    def on_progress(event: Progress) -> None:
+        if "stress and probes running" in event.message and not froze and not threads:
+            threads.append(threading.Thread(target=freeze, daemon=True))
+            threads[0].start()
+
+    threads: list[threading.Thread] = []
+    ctx = Context(settings, progress=on_progress).lending(vm)
+    report = verify(ctx, VerifyRequest(policy="vtime", quick=True, until="dynamic", store=False)).report
+    threads[0].join(timeout=30)
+    print(f"\n{report.render()}", file=sys.stderr)
+    assert froze, "the freeze did not happen"
+    dynamic = report.stages[3]
+    assert dynamic.stage == "dynamic"
+    assert any(e.startswith("run 1 void: the guest stopped for") for e in dynamic.evidence), report.render()
+    assert dynamic.passed, report.render()
+    assert vm.ping()
 
 
 @pytest.mark.sandbox

@@ -42,6 +42,8 @@ FINISH_SLACK_S = 60.0
 POLL_INTERVAL_S = 1.0
 DEFAULT_DURATION_S = 60.0
 QUICK_DURATION_S = 35.0
+# Runs a frozen guest may void before the stage gives up (each repeat costs one run).
+FROZEN_ATTEMPTS = 3
 
 
 class Bounds(BaseModel):
@@ -51,6 +53,12 @@ class Bounds(BaseModel):
 
     warmup_s: float = Field(3.0, description="probes start and stress ramps up: no verdicts before this")
     stall_s: float = Field(3.0, description="no probe of any class ran for this long: a stall")
+    freeze_s: float = Field(
+        2.0,
+        description="the real-time monitor itself did not run for this long: the whole guest was stopped "
+        "(the host did not schedule the emulator), so the run says nothing about the policy and is repeated. "
+        "Below stall_s, so a frozen guest is never judged a stall",
+    )
     progress_s: dict[str, float] = Field(
         default_factory=lambda: {
             "normal": 6.0,
@@ -210,7 +218,8 @@ def run_probes(
         elif ejection is not None and not verdict:
             # The kernel disabled the policy before the monitor ever saw it enabled (it stalled
             # the machine during its own enable): an ejection all the same.
-            status = {**status, "verdict": {"kind": "ejected", "detail": ejection.reason, "at_s": 0}}
+            # Or the monitor had already finished: either way it did not see when.
+            status = {**status, "verdict": {"kind": "ejected", "detail": ejection.reason, "at_s": None}}
     runner.run(["rm", "-rf", workdir], timeout=30.0, rt=True)
     return DynamicRun(
         status=status,
@@ -231,6 +240,14 @@ def _wait_for_monitor(runner: CommandRunner, workdir: str, timeout: float = 60.0
     raise SchedcpError(f"the verifier's monitor did not start its probes within {timeout:g} s")
 
 
+def frozen_for(run: DynamicRun) -> float | None:
+    """How long the whole guest stopped, when the monitor stopped the run for it (else None)."""
+    verdict = run.status.get("verdict") or {}
+    if verdict.get("kind") != "frozen":
+        return None
+    return float(run.status.get("max_pause_s") or 0.0)
+
+
 def judge(run: DynamicRun, bounds: Bounds = DEFAULT_BOUNDS) -> tuple[list[str], list[Finding]]:
     """Evidence and findings from one run: the monitor's verdict, then the end-of-run checks."""
     status = run.status
@@ -246,7 +263,10 @@ def judge(run: DynamicRun, bounds: Bounds = DEFAULT_BOUNDS) -> tuple[list[str], 
             findings.append(
                 Finding(
                     rule="ejected",
-                    message=f"the kernel ejected the policy after {at:g} s: {reason}"
+                    message=(
+                        f"the kernel ejected the policy after {at:g} s: " if at else "the kernel ejected the policy: "
+                    )
+                    + reason
                     + (f" ({details})" if details else ""),
                     fix=_EJECTION_FIX.get(_ejection_kind(reason), _EJECTION_FIX["other"]),
                 )
@@ -319,6 +339,8 @@ def judge(run: DynamicRun, bounds: Bounds = DEFAULT_BOUNDS) -> tuple[list[str], 
             "affinity changes, short-lived threads, CPU + I/O + sleep, hogs pinned to CPU 0"
         )
     evidence.append(f"heartbeat through the control channel: longest poll {run.heartbeat_max_s:.2f} s")
+    if "max_pause_s" in status:
+        evidence.append(f"the real-time monitor's longest pause: {status['max_pause_s']:.2f} s")
     if run.heartbeat_max_s > bounds.heartbeat_s:
         findings.append(
             Finding(
@@ -376,6 +398,9 @@ _FIX = {
     "(scx_bpf_dsq_insert_vtime) or rotate tasks at slice ends",
     "attach": "the policy could not be attached (the message says why); it must load and enable on this kernel",
     "not attached": "the policy was never enabled: its ops.init or ops.init_task may fail or block; check both",
+    "frozen": "the sandbox's guest stopped for seconds at a time in every run, its real-time monitor included: "
+    "the host did not schedule the emulator (rerun on a less busy host), or the policy hung a CPU inside the "
+    "kernel (then the console log shows a lockup)",
     "monitor hung": "the monitor did not report: the guest may be overloaded; rerun, and keep callbacks short",
     "monitor error": "the verifier's monitor failed: this is a verifier problem, not the policy's; report it",
 }
@@ -395,10 +420,20 @@ def dynamic_stage(
     duration = QUICK_DURATION_S if quick else DEFAULT_DURATION_S
     t0 = time.monotonic()
     bounds, notes = relaxed(bounds, built.policy.spec.verify)
+    void: list[str] = []
     try:
-        run = run_probes(
-            runner, built, duration_s=duration, vcpus=vcpus, build_dir=build_dir, bounds=bounds, progress=progress
-        )
+        for attempt in range(1, FROZEN_ATTEMPTS + 1):
+            run = run_probes(
+                runner, built, duration_s=duration, vcpus=vcpus, build_dir=build_dir, bounds=bounds, progress=progress
+            )
+            pause = frozen_for(run)
+            if pause is None:
+                break
+            void.append(
+                f"run {attempt} void: the guest stopped for {pause:.1f} s (its real-time monitor did not run), "
+                "so the kernel's watchdogs and the probes would have blamed the policy for the host"
+            )
+            progress(void[-1] + ("; running it again" if attempt < FROZEN_ATTEMPTS else ""))
     except VerifierRejected as exc:
         finding = Finding(rule="verifier", message=str(exc).splitlines()[0], fix="see the kernel-verifier stage")
         return StageResult(
@@ -421,7 +456,7 @@ def dynamic_stage(
             stage="dynamic", passed=False, duration_s=time.monotonic() - t0, findings=[finding], fix=finding.fix
         )
     evidence, findings = judge(run, bounds)
-    evidence[:0] = [f"{duration:g} s under stress on {vcpus} vCPUs ({'quick' if quick else 'full'} run)", *notes]
+    evidence[:0] = [f"{duration:g} s under stress on {vcpus} vCPUs ({'quick' if quick else 'full'} run)", *notes, *void]
     passed = not findings
     return StageResult(
         stage="dynamic",

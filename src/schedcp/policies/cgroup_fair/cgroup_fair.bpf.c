@@ -116,7 +116,10 @@ void BPF_PROG(cgroup_fair_enqueue, struct task_struct *p, u64 enq_flags)
 		 */
 		vtime = cg->vtime;
 		key = schedcp_vtime_clamp(vtime, now, slice_ns,
-					  MAX_LEAD_SLICES * slice_ns, NULL, NULL);
+					  schedcp_max_lead(slice_ns, MAX_LEAD_SLICES,
+							   scx_bpf_dsq_nr_queued(SHARED_DSQ),
+							   scx_bpf_nr_cpu_ids()),
+					  NULL, NULL);
 		if (key != vtime)
 			cg->vtime = key;
 	} else {

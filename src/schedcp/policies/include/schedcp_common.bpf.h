@@ -234,6 +234,36 @@ static __always_inline u64 schedcp_vtime_clamp(u64 vtime, u64 now, u64 max_lag,
 }
 
 /*
+ * How long a task queued ahead of the clock should wait at most, whatever the
+ * number of tasks: a tenth of the 5 s watchdog timeout the policies set.
+ */
+#define SCHEDCP_MAX_WAIT_NS	(500ULL * 1000 * 1000)
+
+/*
+ * The lead (see schedcp_vtime_clamp) for a queue that @nr_waiting tasks
+ * share on @nr_cpus CPUs: @max_slices slices, but no more than lets the
+ * waiting tasks each run that far before this one, SCHEDCP_MAX_WAIT_NS in
+ * all, and never less than two slices (a nice-0 task that just ran a full
+ * slice is one slice ahead and must not be clamped). A fixed lead of 20
+ * slices was fine for a few hogs, but under the verifier's stress (forks,
+ * short-lived threads: 40+ queued tasks) a nice-19 task placed 20 slices
+ * ahead waited 7 s and the watchdog ejected the policy (locality, `schedcp
+ * verify`). With few tasks waiting, nice keeps its full effect.
+ */
+static __always_inline u64 schedcp_max_lead(u64 slice, u64 max_slices,
+					    s32 nr_waiting, u32 nr_cpus)
+{
+	u64 lead = max_slices * slice, bound;
+
+	if (nr_waiting <= 0)
+		return lead;
+	bound = SCHEDCP_MAX_WAIT_NS * (nr_cpus ?: 1) / (u64)nr_waiting;
+	if (bound < 2 * slice)
+		bound = 2 * slice;
+	return bound < lead ? bound : lead;
+}
+
+/*
  * From ops.running: lift *@vtime to at most @max_lag behind *@clock (a task
  * sent straight to an idle CPU skipped the clamp at enqueue; a long sleeper
  * must not bring its old credit to the CPU), then advance the clock to it.

@@ -40,6 +40,9 @@ char _license[] SEC("license") = "GPL";
 /* How far ahead of its CPU's clock a task may be placed, in slices. */
 #define MAX_LEAD_SLICES	20
 
+/* A wakeup preempts a task only after it ran a slice / MIN_TURN_DIV. */
+#define MIN_TURN_DIV	4
+
 /*
  * Tunables, set by userspace between open and load.
  *
@@ -70,7 +73,8 @@ const volatile bool wake_idle = true;
 /*
  * wake_preempt: a woken task queued on a busy CPU preempts the task running
  * there when that task is at least half a slice ahead of it in virtual time
- * (in practice: a sleeper preempts a CPU hog, never another sleeper). On:
+ * (in practice: a sleeper preempts a CPU hog, never another sleeper) and has
+ * run a quarter of a slice in this turn. On:
  * ping-pong and request/response tasks beside CPU hogs run at once; off:
  * they wait up to slice_ns, and the hogs switch less.
  */
@@ -92,6 +96,7 @@ static u32 nr_cpus SCHEDCP_STATE;	/* scx_bpf_nr_cpu_ids(), set in init */
 struct loc_cpu {
 	u64 vtime_now;		/* vtime of the most advanced task run here */
 	u64 curr_vtime;		/* vtime of the running task when it started */
+	u64 curr_start_ns;	/* when the running task's turn began */
 	bool busy;		/* one of our tasks is running */
 };
 
@@ -128,8 +133,11 @@ static __always_inline u64 queue_key(struct task_struct *p, s32 cpu)
 
 	if (!c)
 		return p->scx.dsq_vtime;
+	/* One CPU serves this queue (others steal from it only when idle or short). */
 	return schedcp_vtime_clamp(p->scx.dsq_vtime, c->vtime_now, slice_ns,
-				   MAX_LEAD_SLICES * slice_ns, NULL, NULL);
+				   schedcp_max_lead(slice_ns, MAX_LEAD_SLICES,
+						    scx_bpf_dsq_nr_queued(cpu), 1),
+				   NULL, NULL);
 }
 
 /* The CPU whose queue @p joins: the one it is on, if @p may run there. */
@@ -178,10 +186,18 @@ void BPF_PROG(locality_enqueue, struct task_struct *p, u64 enq_flags)
 	scx_bpf_dsq_insert_vtime(p, cpu, slice_ns, key, enq_flags);
 	__sync_fetch_and_add(&nr_enqueued, 1);
 
-	/* A woken sleeper behind a CPU hog: switch now, not at slice end. */
+	/*
+	 * A woken sleeper behind a CPU hog: switch now, not at slice end. But
+	 * not before the running task has had MIN_TURN_DIV-th of a slice: a
+	 * light task (nice 19, SCHED_IDLE) is always far ahead in vtime, and
+	 * preempted by every wakeup it ran for microseconds at a time, made no
+	 * progress for 27 s and, caught inside an RCU read-side section, got
+	 * the policy ejected for an RCU stall (the watchdog saw it run).
+	 */
 	c = cpu_state(cpu);
 	if (wake_preempt && (enq_flags & SCX_ENQ_WAKEUP) && c && c->busy &&
-	    schedcp_time_before(key + slice_ns / 2, c->curr_vtime)) {
+	    schedcp_time_before(key + slice_ns / 2, c->curr_vtime) &&
+	    bpf_ktime_get_ns() - c->curr_start_ns >= slice_ns / MIN_TURN_DIV) {
 		scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
 		__sync_fetch_and_add(&nr_wake_preempts, 1);
 		return;
@@ -275,6 +291,7 @@ void BPF_PROG(locality_running, struct task_struct *p)
 		/* Lift a sleeper sent straight to an idle CPU; advance the clock. */
 		schedcp_vtime_start(&p->scx.dsq_vtime, &c->vtime_now, slice_ns);
 		c->curr_vtime = p->scx.dsq_vtime;
+		c->curr_start_ns = bpf_ktime_get_ns();
 		c->busy = true;
 	}
 

@@ -16,7 +16,7 @@
  * vtime_now. For the same reason in the other direction (a very light task
  * charged a lot at once would wait for a long time, and the watchdog ejects
  * the policy after 5 s), a task is never placed more than MAX_LEAD_SLICES
- * slices ahead of it.
+ * slices ahead of it, and fewer when many tasks wait (schedcp_max_lead).
  *
  * The kernel asks for the next task (ops.dispatch) before it puts the
  * running one back in the queue, so taking the head of the queue at every
@@ -88,8 +88,11 @@ SEC("struct_ops/vtime_enqueue")
 void BPF_PROG(vtime_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	/* Within [vtime_now - slice, vtime_now + lead]: see the top. */
+	u64 lead = schedcp_max_lead(slice_ns, MAX_LEAD_SLICES,
+				    scx_bpf_dsq_nr_queued(VTIME_DSQ),
+				    scx_bpf_nr_cpu_ids());
 	u64 vtime = schedcp_vtime_clamp(p->scx.dsq_vtime, vtime_now, slice_ns,
-					MAX_LEAD_SLICES * slice_ns,
+					lead,
 					&nr_lag_clamped, &nr_lead_clamped);
 
 	scx_bpf_dsq_insert_vtime(p, VTIME_DSQ, slice_ns, vtime, enq_flags);

@@ -119,6 +119,7 @@ class Monitor:
         self.events: list[str] = []
         self.verdict: dict[str, Any] | None = None
         self.live_gap_s: dict[str, float] = {}
+        self.max_pause_s = 0.0  # the monitor's own longest pause beyond its check interval
         self.switches = 0
         self.t0 = time.monotonic()
         self.attached_at: float | None = None  # when the policy was first seen enabled
@@ -362,6 +363,7 @@ class Monitor:
             "verdict": self.verdict,
             "probes": probes,
             "class_switches": self.switch_count(),
+            "max_pause_s": round(self.max_pause_s, 3),
             "events": self.events,
         }
 
@@ -380,8 +382,18 @@ class Monitor:
             # that stalls normal tasks it never does: the monitor would block in Popen.)
             self.write("status.json", self.status(False, read_slots(self.shm)))
             last_status = 0.0
+            last_check = time.monotonic()
             while time.monotonic() - self.t0 < self.args.duration:
                 time.sleep(CHECK_INTERVAL_S)
+                now = time.monotonic()
+                pause, last_check = now - last_check - CHECK_INTERVAL_S, now
+                self.max_pause_s = max(self.max_pause_s, pause)
+                if pause > self.bounds["freeze_s"]:
+                    # Nothing in the guest ran, this real-time loop included: the emulator was
+                    # not scheduled on the host (or a CPU hung in the kernel). Every gap seen
+                    # now, and the kernel's watchdogs, would blame the policy for it.
+                    self.stop_policy("frozen", f"the monitor (real-time) did not run for {pause:.1f} s")
+                    break
                 slots = read_slots(self.shm)
                 self.check(slots, time.clock_gettime_ns(time.CLOCK_MONOTONIC))
                 if os.path.exists(os.path.join(self.dir, "stop")):
