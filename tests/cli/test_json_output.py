@@ -118,3 +118,10 @@ def test_the_shape_check_catches_a_renamed_or_missing_key() -> None:
     nested = {"a": {"[]": {"b": "scalar"}}}
     assert differences(nested, shape({"a": [{"c": 1}]})) == ["$.a.[].b: missing", "$.a.[].c: new"]
     assert differences(nested, shape({"a": []})) == []  # an empty list says nothing about its items
+
+
+def test_runtime_commands_keep_their_json_keys() -> None:
+    """status, rollback and history on this host (deploy's result is the sandbox test's)."""
+    CliRunner().invoke(app, ["deploy", "vtime", "--reason", "shape"])  # refused or failed: an event either way
+    assert_shape("status", js("status", "--json"))
+    assert_shape("history", js("history", "--all-hosts", "--json"))

@@ -139,19 +139,22 @@ def pin_dir_for(obj_path: str) -> str:
     return f"{PIN_ROOT}/{obj_path.rsplit('/', 1)[-1].split('.', 1)[0]}"
 
 
-def attach(runner: CommandRunner, obj_path: str, name: str, timeout: float = 180.0) -> Attached:
+def attach(
+    runner: CommandRunner, obj_path: str, name: str, timeout: float = 180.0, pin_dir: str | None = None
+) -> Attached:
     """Load `obj_path` (already staged for the runner) and attach it as the system scheduler.
 
     Raises VerifierRejected with the kernel verifier's log when the kernel refuses the
     programs, DeployError when another scheduler is attached or attaching fails otherwise.
     The returned state may show the policy already disabled: the caller decides what an
-    ejection means (the dynamic verifier expects some).
+    ejection means (the dynamic verifier expects some). `pin_dir` defaults to pin_dir_for();
+    the runtime pins deployments in a folder of their own.
     """
     before = read_state(runner)
     if before.state != "disabled":
         raise DeployError(f"another sched_ext scheduler is attached ({before.ops or before.state}); detach it first")
     obj_name = obj_path.rsplit("/", 1)[-1].split(".", 1)[0]
-    pin_dir = pin_dir_for(obj_path)
+    pin_dir = pin_dir or pin_dir_for(obj_path)
     made = runner.run(["mkdir", "-p", pin_dir], timeout=30.0, rt=True)
     if made.rc != 0:
         raise DeployError(f"cannot create the pin folder {pin_dir}: {made.stderr.strip()}; is bpffs mounted?")

@@ -18,6 +18,7 @@ from schedcp.cli.analyze import analyze_app
 from schedcp.cli.bench import bench_app, print_bench
 from schedcp.cli.common import JsonOpt, MemOpt, VcpuOpt, emit_json, handles_errors, out, session
 from schedcp.cli.policy import policy_app
+from schedcp.cli.runtime import deploy, history, rollback, status
 from schedcp.cli.sandbox import sandbox_app
 from schedcp.cli.verify import verify
 
@@ -31,6 +32,10 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(bench_app, name="bench")
 app.add_typer(analyze_app, name="analyze")
 app.command("verify")(verify)
+app.command("deploy")(deploy)
+app.command("status")(status)
+app.command("rollback")(rollback)
+app.command("history")(history)
 
 
 @app.callback()

@@ -245,6 +245,28 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX profiles_class ON profiles(primary_class, created)",
         ),
     ),
+    Migration(
+        3,
+        "deployments: every change of a host's scheduler, from every host sharing the repository",
+        common=(
+            # No foreign key to policy_versions: a host may roll back to a policy this
+            # repository does not hold, and the record must survive a policy's removal.
+            """CREATE TABLE deployment_events (
+                id {pk},
+                kind TEXT NOT NULL CHECK (kind IN ('deploy', 'rollback', 'refused', 'failed')),
+                host TEXT NOT NULL,
+                kernel TEXT NOT NULL,
+                policy TEXT,
+                version_id TEXT,
+                tunables TEXT NOT NULL,
+                object_sha256 TEXT,
+                reason TEXT NOT NULL,
+                evidence TEXT NOT NULL,
+                created_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX deployment_events_host ON deployment_events(host, id)",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -22,8 +22,9 @@ from schedcp.bpf.policy import Policy, builtin_dir
 from schedcp.config import Settings, load_settings
 from schedcp.errors import DuplicatePolicy, NotVerified, PolicyError, RepositoryError
 from schedcp.models.bench import BenchResult
+from schedcp.models.deployment import DeploymentEvent
 from schedcp.models.profile import WorkloadProfile
-from schedcp.repository import archive, profiles, results, search, versions
+from schedcp.repository import archive, deployments, profiles, results, search, versions
 from schedcp.repository.content import META, PolicyContent, read_policy
 from schedcp.repository.db import Database, open_database
 from schedcp.repository.models import (
@@ -265,6 +266,16 @@ class PolicyRepository:
             f"{v.spec.name}@{v.id[:12]} has no passing verification report for these tunables ({why}); "
             f"run `schedcp verify {v.spec.name}@{v.id[:12]}{' ' + sets if sets else ''}` first"
         )
+
+    def record_deployment(self, event: DeploymentEvent) -> DeploymentEvent:
+        """Keep one change of a host's scheduler (deploy, rollback, refusal, failure)."""
+        with self.db.transaction() as tx:
+            return deployments.record_event(tx, event)
+
+    def deployment_history(self, host: str | None = None, limit: int = 50) -> list[DeploymentEvent]:
+        """Newest first: one host's changes, or every host's (host None)."""
+        with self.db.transaction(write=False) as tx:
+            return deployments.history(tx, host, limit)
 
     def best_for(
         self,

@@ -11,6 +11,8 @@ that serialize to exactly what `schedcp ... --json` prints:
     bench     list_workloads, run_benchmark, run_suite     A/B benchmarks against the default scheduler
     analyze   analyze_command, attach, list/show/compare   workload profiles
               profiles, measure_overhead, check_workloads
+    verify    verify, require_verified, latest_report      the execution verifier and its gate
+    runtime   deploy, status, rollback, history            a verified policy as a host's scheduler
 
 Interfaces import this package and nothing below it (an import-linter contract in CI checks
 it), so the names a caller needs to type its own code are re-exported here.

@@ -1,0 +1,185 @@
+"""Deploy, status, rollback and history: the runtime behind `schedcp deploy` and the MCP tools.
+
+The gate lives here, between the repository and the kernel: `deploy` resolves the stored
+version, builds it with exactly the tunables asked for, and attaches it only when the
+repository holds a passing verification report for that version and those tunables. Every
+deploy, refusal, failure and rollback is recorded in the repository with the host's name and
+kernel, so hosts sharing one repository give one history.
+
+`where` is "host" for the real thing. "sandbox" targets the sandbox guest (a sched_ext host
+too): a VM booted for one call is gone when the call returns, so that is for tests and for a
+caller that lends a booted VM (`Context.lending`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from schedcp.bpf.build import build_policy
+from schedcp.bpf.policy import find_policy
+from schedcp.errors import DeployError, NotVerified, SchedcpError
+from schedcp.models.deployment import Deployment, DeploymentEvent, EventKind, SchedulerStatus
+from schedcp.models.profile import Where
+from schedcp.models.vocabulary import TunableValue
+from schedcp.runner import CommandRunner
+from schedcp.runtime import deploy as runtime
+from schedcp.sandbox.kernel import Kernel, find_kernel
+from schedcp.service.context import Context
+
+HOST_BTF = Path("/sys/kernel/btf/vmlinux")
+
+
+class DeployRequest(BaseModel):
+    policy: str = Field(description="NAME, NAME@VERSION or a version id prefix (a stored, verified version)")
+    tunables: dict[str, TunableValue] = Field(default_factory=dict, description="values (text is parsed)")
+    replace: bool = Field(False, description="take over from a sched_ext scheduler that schedcp did not start")
+    reason: str = Field("", description="why, for the record")
+    where: Where = Field("host", description="host, or the sandbox guest (tests, demos)")
+
+
+class DeployResult(BaseModel):
+    deployment: Deployment
+    steps: list[str]
+    event: DeploymentEvent
+    status: SchedulerStatus
+
+
+class RollbackRequest(BaseModel):
+    to_default: bool = Field(False, description="the kernel's own scheduler, whatever schedcp's records say")
+    reason: str = Field("", description="why, for the record")
+    where: Where = "host"
+
+
+class RollbackResult(BaseModel):
+    steps: list[str]
+    event: DeploymentEvent
+    status: SchedulerStatus
+
+
+def _lock_path(ctx: Context, where: Where) -> Path:
+    """One lock per target: this host, or the sandbox (a lent VM is one target too)."""
+    return ctx.settings.data_dir / "runtime" / f"deploy-{where}.lock"
+
+
+def _record(ctx: Context, event: DeploymentEvent) -> DeploymentEvent:
+    with ctx.repository() as repo:
+        return repo.record_deployment(event)
+
+
+def _host_kernel(ctx: Context, release: str) -> Kernel:
+    """This host's kernel as a build target: its BTF (sysfs) stands in for the vmlinux ELF."""
+    if not HOST_BTF.exists():
+        raise DeployError(f"{HOST_BTF} is missing: this kernel lacks BTF (CONFIG_DEBUG_INFO_BTF)")
+    root = ctx.settings.cache_dir / "host-btf" / release
+    root.mkdir(parents=True, exist_ok=True)
+    link = root / "vmlinux"
+    if not link.is_symlink():
+        link.unlink(missing_ok=True)
+        os.symlink(HOST_BTF, link)
+    return Kernel(release=f"host-{release}", root=root)
+
+
+def status(ctx: Context, where: Where = "host") -> SchedulerStatus:
+    """The truth about the target's scheduler: the kernel's view, and whether schedcp put it there."""
+    with ctx.runner(where) as runner:
+        return runtime.read_status(runner)
+
+
+def deploy(ctx: Context, request: DeployRequest) -> DeployResult:
+    """Attach a verified version as the target's scheduler; refusals and failures are recorded too."""
+    with ctx.repository() as repo:
+        version = repo.resolve(request.policy)
+    with (
+        runtime.deploy_lock(_lock_path(ctx, request.where)),
+        tempfile.TemporaryDirectory(prefix="schedcp-deploy-") as tmp,
+        ctx.runner(request.where) as runner,
+    ):
+        before = runtime.read_status(runner)
+        event = DeploymentEvent(
+            kind="refused",
+            host=before.host,
+            kernel=before.kernel,
+            policy=version.spec.name,
+            version_id=version.id,
+            reason=request.reason,
+        )
+        if not before.sched_ext:
+            _record(ctx, event.model_copy(update={"evidence": ["no sched_ext in this kernel"]}))
+            raise DeployError(runtime.no_sched_ext_advice(before.kernel))
+        with ctx.repository() as repo:
+            folder = repo.checkout(version.id, Path(tmp) / "checkout")
+        policy = find_policy(str(folder))
+        text = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in request.tunables.items()}
+        tunables = policy.resolve_tunables(text)
+        event = event.model_copy(update={"tunables": tunables})
+        try:
+            with ctx.repository() as repo:
+                verified = repo.require_verified(version.id, tunables)
+        except NotVerified as exc:
+            _record(ctx, event.model_copy(update={"evidence": [str(exc)]}))
+            raise
+        kernel = (
+            find_kernel(ctx.settings.kernels_dir, ctx.settings.sandbox.kernel)
+            if request.where == "sandbox"
+            else _host_kernel(ctx, before.kernel)
+        )
+        ctx.report(f"building {version.spec.name}@{version.id[:12]}")
+        built = build_policy(policy, tunables, kernel, ctx.settings.cache_dir, Path(tmp) / "build")
+        event = event.model_copy(update={"object_sha256": built.sha256})
+        try:
+            deployment, steps = runtime.deploy(
+                runner,
+                built,
+                version_id=version.id,
+                verification_id=verified.id,
+                replace=request.replace,
+                progress=ctx.report,
+            )
+        except SchedcpError as exc:
+            kind: EventKind = "refused" if "something else" in str(exc) else "failed"
+            _record(ctx, event.model_copy(update={"kind": kind, "evidence": [str(exc)]}))
+            raise
+        recorded = _record(
+            ctx, event.model_copy(update={"kind": "deploy", "evidence": [*steps, f"verification #{verified.id}"]})
+        )
+        return DeployResult(deployment=deployment, steps=steps, event=recorded, status=runtime.read_status(runner))
+
+
+def _rollback(ctx: Context, runner: CommandRunner, request: RollbackRequest) -> RollbackResult:
+    before = runtime.read_status(runner)
+    after, steps = runtime.rollback(runner, to_default=request.to_default, progress=ctx.report)
+    event = DeploymentEvent(
+        kind="rollback",
+        host=before.host,
+        kernel=before.kernel,
+        policy=after.deployment.policy if after.deployment else None,
+        version_id=after.deployment.version_id if after.deployment else None,
+        tunables=after.deployment.tunables if after.deployment else {},
+        object_sha256=after.deployment.object_sha256 if after.deployment else None,
+        reason=request.reason,
+        evidence=[f"before: {before.scheduler}", *steps, f"after: {after.scheduler}"],
+    )
+    return RollbackResult(steps=steps, event=_record(ctx, event), status=after)
+
+
+def rollback(ctx: Context, request: RollbackRequest) -> RollbackResult:
+    """Back to the previous deployment, or to the kernel's own scheduler (always possible: that
+    one takes no lock, so it works while a deploy hangs)."""
+    lock = contextlib.nullcontext() if request.to_default else runtime.deploy_lock(_lock_path(ctx, request.where))
+    with lock, ctx.runner(request.where) as runner:
+        return _rollback(ctx, runner, request)
+
+
+def history(ctx: Context, all_hosts: bool = False, limit: int = 50, where: Where = "host") -> list[DeploymentEvent]:
+    """Newest first: this host's deployment events, or every host's in the repository."""
+    host = None
+    if not all_hosts:
+        with ctx.runner(where) as runner:
+            host = runtime.read_status(runner).host
+    with ctx.repository() as repo:
+        return repo.deployment_history(host, limit)
