@@ -14,20 +14,11 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from schedcp.cli.main import app
-from schedcp.sandbox import Sandbox
 
 HAS_SCHED_EXT = Path("/sys/kernel/sched_ext").is_dir()
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SCHEDCP_CONFIG", str(tmp_path / "no-config.toml"))
-    monkeypatch.setenv("SCHEDCP_DB", f"sqlite:///{tmp_path / 'repo.db'}")
-
-    def no_boot(*_: object, **__: object) -> None:
-        raise AssertionError("the runtime on the host must not boot the sandbox")
-
-    monkeypatch.setattr(Sandbox, "start", no_boot)
+pytestmark = pytest.mark.usefixtures("no_vm")
 
 
 def invoke(*args: str) -> Result:

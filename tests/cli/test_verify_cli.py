@@ -9,20 +9,11 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from schedcp.cli.main import app
-from schedcp.sandbox import Sandbox
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "verify" / "corpus"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SCHEDCP_CONFIG", str(tmp_path / "no-config.toml"))
-    monkeypatch.setenv("SCHEDCP_DB", f"sqlite:///{tmp_path / 'repo.db'}")
-
-    def no_boot(*_: object, **__: object) -> None:
-        raise AssertionError("this command must not boot the sandbox")
-
-    monkeypatch.setattr(Sandbox, "start", no_boot)
+pytestmark = pytest.mark.usefixtures("no_vm")
 
 
 def invoke(*args: str) -> Result:

@@ -33,6 +33,16 @@ def _print_status(st: Any) -> None:
         out.print("  events: " + ", ".join(f"{k} {v}" for k, v in nonzero.items()), highlight=False, markup=False)
 
 
+def _print_change(done: Any, as_json: bool) -> None:
+    """A DeployResult or RollbackResult: the steps taken, then the status they left."""
+    if as_json:
+        emit_json(done)
+        return
+    for step in done.steps:
+        out.print(step, highlight=False, markup=False, soft_wrap=True)
+    _print_status(done.status)
+
+
 @handles_errors
 def deploy(
     policy: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or a version id prefix")],
@@ -54,13 +64,7 @@ def deploy(
         policy=policy, tunables=dict(parse_assignments(set_)), replace=replace, reason=reason
     )
     with session(db=db, quiet=as_json) as ctx:
-        done = service.deploy(ctx, request)
-    if as_json:
-        emit_json(done)
-        return
-    for step in done.steps:
-        out.print(step, highlight=False, markup=False, soft_wrap=True)
-    _print_status(done.status)
+        _print_change(service.deploy(ctx, request), as_json)
 
 
 @handles_errors
@@ -90,13 +94,7 @@ def rollback(
     from schedcp.service import runtime as service
 
     with session(db=db, quiet=as_json) as ctx:
-        done = service.rollback(ctx, service.RollbackRequest(to_default=default, reason=reason))
-    if as_json:
-        emit_json(done)
-        return
-    for step in done.steps:
-        out.print(step, highlight=False, markup=False, soft_wrap=True)
-    _print_status(done.status)
+        _print_change(service.rollback(ctx, service.RollbackRequest(to_default=default, reason=reason)), as_json)
 
 
 @handles_errors
