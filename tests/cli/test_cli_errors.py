@@ -63,7 +63,7 @@ def test_policy_show_json() -> None:
     assert slice_ns["unit"] == "ns"
     assert slice_ns["default"] == 20_000_000
     assert slice_ns["min"] <= slice_ns["default"] <= slice_ns["max"]
-    assert set(data["stats"]) == {"nr_enqueued", "nr_direct_dispatched", "nr_dispatched"}
+    assert set(data["stats"]) == {"nr_sync_handoffs", "nr_enqueued", "nr_direct_dispatched", "nr_dispatched"}
 
 
 def test_policy_show_table() -> None:
