@@ -1,15 +1,19 @@
 """The runtime on a real sched_ext kernel: the sandbox guest stands in for the host.
 
 One test, in order, since each step starts from what the last one left: refused without a
-report; verified, deployed, status truthful (also from a fresh Context, as after schedcp
-restarts); a scheduler attached by something else is named as such and not replaced unless
-asked; rollbacks; and the history that recorded every step. It shares the session's VM and
+report; verified; deployed through a canary (two spinners run it in partial mode, then it is
+widened); status truthful (also from a fresh Context, as after schedcp restarts); a canary
+whose bound cannot hold fails and the deployment before it comes back; a scheduler attached by
+something else is named as such and not replaced unless asked; rollbacks; and the history that
+recorded every step. It shares the session's VM and
 leaves it with no scheduler attached, whatever happens.
 """
 
 from __future__ import annotations
 
+import shlex
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -22,11 +26,31 @@ from schedcp.service import Context
 from schedcp.service.runtime import DeployRequest, RollbackRequest, deploy, history, rollback, status
 from schedcp.service.verify import VerifyRequest, verify
 
+SPIN = "import os, time\nend = time.time() + 300\nwhile time.time() < end:\n    pass\n"
+
+
+def _spinners(vm: Sandbox, n: int) -> list[int]:
+    """n CPU spinners on one guest CPU (so they wait for each other), outliving the command."""
+    pids = []
+    for i in range(n):
+        pidfile = f"/tmp/schedcp-canary-{i}.pid"
+        script = f"echo $$ > {pidfile}; exec taskset -c 1 /usr/bin/python3 -c {shlex.quote(SPIN)}"
+        vm.run(["sh", "-c", f"setsid -f sh -c {shlex.quote(script)} </dev/null >/dev/null 2>&1"], timeout=30)
+        for _ in range(50):
+            got = vm.run(["cat", pidfile], timeout=30)
+            if got.rc == 0 and got.stdout.strip().isdigit():
+                pids.append(int(got.stdout))
+                break
+            time.sleep(0.1)
+    assert len(pids) == n, "the canary's spinners did not start"
+    return pids
+
 
 @pytest.mark.sandbox
 def test_deploy_status_foreign_scheduler_rollback_and_history(settings: Settings, vm: Sandbox, build: Any) -> None:
     ctx = Context(settings).lending(vm)
     foreign_pin = None
+    spinners: list[int] = []
     try:
         with pytest.raises(NotVerified, match="schedcp verify vtime@"):
             deploy(ctx, DeployRequest(policy="vtime", where="sandbox", reason="before verification"))
@@ -36,7 +60,13 @@ def test_deploy_status_foreign_scheduler_rollback_and_history(settings: Settings
         print(f"\n{verified.report.render()}", file=sys.stderr)
         assert verified.report.passed, verified.report.render()
 
-        done = deploy(ctx, DeployRequest(policy="vtime", where="sandbox", reason="first"))
+        spinners = _spinners(vm, 2)
+        canary = [str(p) for p in spinners]
+        done = deploy(ctx, DeployRequest(policy="vtime", where="sandbox", reason="first", canary=canary, canary_s=4))
+        print("\n".join(done.steps), file=sys.stderr)
+        said = next(s for s in done.steps if s.startswith("canary: 2 task(s) on vtime (partial mode)"))
+        assert not said.startswith("canary: 2 task(s) on vtime (partial mode) for 4 s ran 0 ms")
+        assert "canary passed: widening to every task" in done.steps
         assert done.status.state == "enabled"
         assert done.status.ops == "vtime"
         assert done.status.ours
@@ -49,6 +79,28 @@ def test_deploy_status_foreign_scheduler_rollback_and_history(settings: Settings
         assert again.deployment.version_id == verified.report.version_id
         assert "deployed by schedcp" in again.scheduler
         assert again.switch_all is True
+
+        # A canary whose bound cannot hold (two spinners on one CPU wait ~a slice per turn):
+        # refused after the canary phase, and the deployment before it is back in place.
+        with pytest.raises(DeployError, match=r"waited too long for a CPU.*restored the previous policy vtime"):
+            deploy(
+                ctx,
+                DeployRequest(
+                    policy="vtime",
+                    where="sandbox",
+                    reason="strict canary",
+                    canary=canary,
+                    canary_s=3,
+                    canary_latency_ms=0.001,
+                ),
+            )
+        kept = status(ctx, "sandbox")
+        assert kept.ours
+        assert kept.switch_all is True
+        assert kept.deployment is not None
+        assert kept.deployment.deployed_at == done.deployment.deployed_at
+        policies = vm.run(["sh", "-c", " ".join(f"chrt -p {p};" for p in spinners)], timeout=30).stdout
+        assert "SCHED_OTHER" in policies, "the canary's tasks are back in their own class"
 
         # Back to the kernel's own; then something else attaches a scheduler (pinned elsewhere).
         back = rollback(ctx, RollbackRequest(to_default=True, where="sandbox", reason="make room"))
@@ -79,6 +131,7 @@ def test_deploy_status_foreign_scheduler_rollback_and_history(settings: Settings
         assert [(e.kind, e.reason) for e in events] == [
             ("refused", "before verification"),
             ("deploy", "first"),
+            ("failed", "strict canary"),
             ("rollback", "make room"),
             ("refused", "over a foreign one"),
             ("deploy", "take over"),
@@ -91,3 +144,5 @@ def test_deploy_status_foreign_scheduler_rollback_and_history(settings: Settings
         rollback(ctx, RollbackRequest(to_default=True, where="sandbox", reason="test cleanup"))
         if foreign_pin is not None:
             vm.run(["rm", "-rf", foreign_pin], timeout=30, rt=True)
+        if spinners:
+            vm.run(["kill", *map(str, spinners)], timeout=30, rt=True)

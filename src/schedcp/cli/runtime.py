@@ -51,17 +51,32 @@ def deploy(
         bool, typer.Option("--replace", help="take over from a sched_ext scheduler schedcp did not start")
     ] = False,
     reason: Annotated[str, typer.Option("--reason", help="why, for the record")] = "",
+    canary: Annotated[
+        list[str] | None,
+        typer.Option("--canary", help="PID, cgroup path or command name that runs it first (repeatable)"),
+    ] = None,
+    canary_seconds: Annotated[float, typer.Option("--canary-seconds", min=1, max=600)] = 10.0,
+    canary_latency_ms: Annotated[
+        float, typer.Option("--canary-latency-ms", min=0.001, help="the canary's mean wait per turn, at most")
+    ] = 500.0,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Make a verified policy version this host's scheduler (refused without a passing
     verification report for that version and these tunables). It stays attached after schedcp
-    exits; `schedcp rollback` undoes it."""
+    exits; `schedcp rollback` undoes it. With --canary, the named tasks run it first (partial
+    mode) for --canary-seconds; it is widened to every task only if they fared well."""
     from schedcp.service import runtime as service
     from schedcp.service.common import parse_assignments
 
     request = service.DeployRequest(
-        policy=policy, tunables=dict(parse_assignments(set_)), replace=replace, reason=reason
+        policy=policy,
+        tunables=dict(parse_assignments(set_)),
+        replace=replace,
+        reason=reason,
+        canary=canary or [],
+        canary_s=canary_seconds,
+        canary_latency_ms=canary_latency_ms,
     )
     with session(db=db, quiet=as_json) as ctx:
         _print_change(service.deploy(ctx, request), as_json)

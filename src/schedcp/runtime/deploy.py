@@ -29,10 +29,11 @@ import fcntl
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from schedcp.bpf import loader
 from schedcp.bpf.build import BuiltPolicy
@@ -47,6 +48,7 @@ STATE_DIR = "/run/schedcp"
 CURRENT = f"{STATE_DIR}/deployment.json"
 PREVIOUS = f"{STATE_DIR}/previous.json"
 OBJECTS = f"{STATE_DIR}/objects"
+SYSTEM_PYTHON = "/usr/bin/python3"
 _SYSFS_FILES = ("state", "enable_seq", "nr_rejected", "switch_all", "root/ops", "root/events")
 
 
@@ -215,6 +217,129 @@ def _attach(runner: CommandRunner, deployment: Deployment, obj_on_target: str) -
     raise DeployError(f"{deployment.ops} did not stay enabled after the attach (sched_ext {state.state})")
 
 
+SCHED_EXT = 7
+# Moves the given processes' threads to a scheduling policy and prints {tid: old policy} as
+# JSON; with "restore" on stdin-less argv it reads such a map back. One real-time process, no
+# shell (under a stalling policy a forked helper would wait with everything else).
+_SETPOLICY = r"""
+import json, os, sys
+if sys.argv[1] == "restore":
+    for tid, policy in json.loads(sys.argv[2]).items():
+        try:
+            os.sched_setscheduler(int(tid), policy, os.sched_param(0))
+        except OSError:
+            pass
+    sys.exit(0)
+policy, old = int(sys.argv[1]), {}
+for pid in sys.argv[2:]:
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        continue
+    for tid in tids:
+        try:
+            was = os.sched_getscheduler(int(tid))
+            if was in (0, 3, 5):  # SCHED_OTHER, SCHED_BATCH, SCHED_IDLE: the classes sched_ext takes
+                os.sched_setscheduler(int(tid), policy, os.sched_param(0))
+                old[tid] = was
+        except OSError:
+            pass
+print(json.dumps(old))
+"""
+
+
+class CanarySpec(BaseModel):
+    """Which tasks try a policy first, for how long, and what they may suffer meanwhile."""
+
+    targets: list[str] = Field(description="PIDs, cgroup paths (starting with /) or command names")
+    seconds: float = Field(10.0, gt=0, le=600, description="how long the canary phase lasts")
+    latency_ms: float = Field(
+        500.0, gt=0, description="the canary tasks' mean wait for a CPU per turn (schedstat), at most"
+    )
+
+
+def canary_pids(runner: CommandRunner, targets: list[str]) -> list[int]:
+    """The processes a canary spec names on the target; every spec must name at least one."""
+    pids: set[int] = set()
+    for spec in targets:
+        if spec.isdigit():
+            found = [int(spec)] if runner.run(["test", "-d", f"/proc/{spec}"], timeout=30.0, rt=True).rc == 0 else []
+        elif spec.startswith("/"):
+            folder = spec if spec.startswith("/sys/fs/cgroup") else f"/sys/fs/cgroup{spec}"
+            res = runner.run(
+                ["find", folder, "-name", "cgroup.procs", "-exec", "cat", "{}", "+"], timeout=30.0, rt=True
+            )
+            found = [int(x) for x in res.stdout.split() if x.isdigit()]
+        else:
+            res = runner.run(["pgrep", "-x", spec], timeout=30.0, rt=True)
+            found = [int(x) for x in res.stdout.split() if x.isdigit()]
+        if not found:
+            raise DeployError(f"the canary {spec!r} names no running task on the target")
+        pids.update(found)
+    return sorted(pids)
+
+
+def _schedstat(runner: CommandRunner, tids: list[str]) -> dict[str, tuple[int, int, int]]:
+    """tid -> (ns run, ns waited for a CPU, turns) from /proc/<tid>/schedstat."""
+    res = runner.run(["grep", "-sH", "", *[f"/proc/{t}/schedstat" for t in tids]], timeout=30.0, rt=True)
+    out: dict[str, tuple[int, int, int]] = {}
+    for line in res.stdout.splitlines():
+        path, _, value = line.partition(":")
+        parts = value.split()
+        if len(parts) == 3 and all(p.isdigit() for p in parts):
+            out[path.split("/")[2]] = (int(parts[0]), int(parts[1]), int(parts[2]))
+    return out
+
+
+def _canary(
+    runner: CommandRunner,
+    ops: str,
+    pids: list[int],
+    spec: CanarySpec,
+    progress: Callable[[str], None],
+) -> str:
+    """Move the canary's tasks onto the (partial) policy, watch them, put them back. Returns the
+    evidence in words; raises DeployError with it when a bound was broken."""
+    moved = runner.run([SYSTEM_PYTHON, "-I", "-c", _SETPOLICY, str(SCHED_EXT), *map(str, pids)], timeout=30.0, rt=True)
+    try:
+        old: dict[str, int] = json.loads(moved.stdout or "{}")
+    except json.JSONDecodeError:
+        old = {}
+    if moved.rc != 0 or not old:
+        raise DeployError(
+            f"could not move the canary's tasks to SCHED_EXT: {moved.stderr.strip()[-300:] or 'none moved'}"
+        )
+    tids = sorted(old)
+    try:
+        progress(f"canary: {len(tids)} task(s) on {ops} for {spec.seconds:g} s")
+        start = _schedstat(runner, tids)
+        deadline = time.monotonic() + spec.seconds
+        while time.monotonic() < deadline:
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+            state = loader.read_state(runner)
+            if not (state.enabled and state.ops == ops):
+                ejection = loader.find_ejection(loader.dmesg_lines(runner), ops)
+                why = ejection.reason if ejection else f"sched_ext {state.state}"
+                raise DeployError(f"canary: {ops} was disabled during the canary phase ({why})")
+        end = _schedstat(runner, tids)
+    finally:
+        runner.run([SYSTEM_PYTHON, "-I", "-c", _SETPOLICY, "restore", json.dumps(old)], timeout=30.0, rt=True)
+    both = [t for t in tids if t in start and t in end]
+    ran = sum(end[t][0] - start[t][0] for t in both)
+    waited = sum(end[t][1] - start[t][1] for t in both)
+    turns = sum(end[t][2] - start[t][2] for t in both)
+    per_turn_ms = waited / turns / 1e6 if turns else 0.0
+    evidence = (
+        f"canary: {len(tids)} task(s) on {ops} (partial mode) for {spec.seconds:g} s ran {ran / 1e6:.0f} ms, "
+        f"waited {per_turn_ms:.1f} ms per turn over {turns} turns (bound {spec.latency_ms:g} ms)"
+    )
+    if waited > 0 and ran == 0:
+        raise DeployError(f"{evidence}: the canary's tasks waited and never ran")
+    if per_turn_ms > spec.latency_ms:
+        raise DeployError(f"{evidence}: they waited too long for a CPU")
+    return evidence
+
+
 def deploy(
     runner: CommandRunner,
     built: BuiltPolicy,
@@ -222,13 +347,20 @@ def deploy(
     version_id: str,
     verification_id: int | None,
     replace: bool = False,
+    canary: CanarySpec | None = None,
+    canary_obj: Path | None = None,
     progress: Callable[[str], None] = log.info,
 ) -> tuple[Deployment, list[str]]:
     """Make `built` the target's scheduler, replacing ours (or, with `replace`, anyone's).
 
-    On failure the previous scheduler of ours is attached again when there was one; the
-    error says what happened to both. Returns the deployment and what was done, in words.
+    With a canary, `canary_obj` (the same build with SCX_OPS_SWITCH_PARTIAL set) is attached
+    first and only the canary's tasks are moved onto it; when they fared well within the
+    bounds, it is replaced by `built` for every task (widened). On any failure the previous
+    scheduler of ours is attached again when there was one; the error says what happened to
+    both. Returns the deployment and what was done, in words.
     """
+    if (canary is None) != (canary_obj is None):
+        raise DeployError("a canary needs its partial-mode object, and that object a canary")
     status = read_status(runner)
     if not status.sched_ext:
         raise DeployError(no_sched_ext_advice(status.kernel))
@@ -261,20 +393,42 @@ def deploy(
         progress(f"detaching {status.ops}")
         _release_all(runner, progress)
         done.append(f"detached {status.ops}" + ("" if status.ours else " (not schedcp's: --replace)"))
-    if previous is not None:
-        _write_json(runner, PREVIOUS, previous.model_dump_json())
-    progress(f"attaching {built.name}")
+    # PREVIOUS is what the current deployment replaced: rollback's target. Kept as it was if
+    # this deploy fails (and the previous one comes back), replaced if it succeeds.
+    older = _read_json(runner, PREVIOUS)
+    _set_previous(runner, previous)
     try:
+        if canary is not None and canary_obj is not None:
+            pids = canary_pids(runner, canary.targets)
+            partial = f"{OBJECTS}/{canary_obj.name}"
+            if runner.run(["cp", "-f", runner.stage(canary_obj), partial], timeout=60.0, rt=True).rc != 0:
+                raise DeployError(f"cannot keep the canary's object on the target ({partial})")
+            progress(f"attaching {built.name} in partial mode for the canary")
+            _attach(runner, deployment, partial)
+            try:
+                done.append(_canary(runner, built.name, pids, canary, progress))
+            finally:
+                _release_all(runner, progress)
+            done.append("canary passed: widening to every task")
+        progress(f"attaching {built.name}")
         state = _attach(runner, deployment, obj)
     except SchedcpError as exc:
         done.append(f"{built.name} failed: {str(exc).splitlines()[0]}")
         runner.run(["rm", "-f", CURRENT], timeout=30.0, rt=True)
         if previous is not None:
             done.append(_restore(runner, previous, progress))
+        _set_previous(runner, _deployment(older))
         raise DeployError("; ".join(done)) from exc
     _write_json(runner, CURRENT, deployment.model_dump_json())
     done.append(f"attached {built.name} (sched_ext enabled, enable_seq {state.enable_seq})")
     return deployment, done
+
+
+def _set_previous(runner: CommandRunner, previous: Deployment | None) -> None:
+    if previous is None:
+        runner.run(["rm", "-f", PREVIOUS], timeout=30.0, rt=True)
+    else:
+        _write_json(runner, PREVIOUS, previous.model_dump_json())
 
 
 def _restore(runner: CommandRunner, previous: Deployment, progress: Callable[[str], None]) -> str:

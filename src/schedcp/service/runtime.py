@@ -21,17 +21,21 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from schedcp.bpf.build import build_policy
+from schedcp.bpf.opsflags import enum_value, with_ops_flags
 from schedcp.bpf.policy import find_policy
+from schedcp.bpf.toolchain import vmlinux_h
 from schedcp.errors import DeployError, NotVerified, SchedcpError
 from schedcp.models.deployment import Deployment, DeploymentEvent, EventKind, SchedulerStatus
 from schedcp.models.profile import Where
 from schedcp.models.vocabulary import TunableValue
 from schedcp.runner import CommandRunner
 from schedcp.runtime import deploy as runtime
+from schedcp.runtime.deploy import CanarySpec
 from schedcp.sandbox.kernel import Kernel, find_kernel
 from schedcp.service.context import Context
 
 HOST_BTF = Path("/sys/kernel/btf/vmlinux")
+PARTIAL = "SCX_OPS_SWITCH_PARTIAL"
 
 
 class DeployRequest(BaseModel):
@@ -39,6 +43,13 @@ class DeployRequest(BaseModel):
     tunables: dict[str, TunableValue] = Field(default_factory=dict, description="values (text is parsed)")
     replace: bool = Field(False, description="take over from a sched_ext scheduler that schedcp did not start")
     reason: str = Field("", description="why, for the record")
+    canary: list[str] = Field(
+        default_factory=list,
+        description="PIDs, cgroup paths or command names that run the policy first (partial mode), "
+        "before every task does",
+    )
+    canary_s: float = Field(10.0, gt=0, le=600, description="how long the canary phase lasts")
+    canary_latency_ms: float = Field(500.0, gt=0, description="the canary tasks' mean wait per turn, at most")
     where: Where = Field("host", description="host, or the sandbox guest (tests, demos)")
 
 
@@ -131,6 +142,13 @@ def deploy(ctx: Context, request: DeployRequest) -> DeployResult:
         ctx.report(f"building {version.spec.name}@{version.id[:12]}")
         built = build_policy(policy, tunables, kernel, ctx.settings.cache_dir, Path(tmp) / "build")
         event = event.model_copy(update={"object_sha256": built.sha256})
+        canary = canary_obj = None
+        if request.canary:
+            canary = CanarySpec(targets=request.canary, seconds=request.canary_s, latency_ms=request.canary_latency_ms)
+            header = vmlinux_h(kernel, ctx.settings.cache_dir) / "vmlinux.h"
+            canary_obj = with_ops_flags(
+                built.obj, built.obj.with_name(f"{built.policy.name[:4]}cnry.bpf.o"), enum_value(header, PARTIAL)
+            )
         try:
             deployment, steps = runtime.deploy(
                 runner,
@@ -138,6 +156,8 @@ def deploy(ctx: Context, request: DeployRequest) -> DeployResult:
                 version_id=version.id,
                 verification_id=verified.id,
                 replace=request.replace,
+                canary=canary,
+                canary_obj=canary_obj,
                 progress=ctx.report,
             )
         except SchedcpError as exc:

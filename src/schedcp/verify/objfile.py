@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import logging
 import re
 import shutil
@@ -37,6 +36,7 @@ from elftools.elf.relocation import RelocationSection
 from elftools.elf.sections import Section, SymbolTableSection
 from pydantic import BaseModel, Field
 
+from schedcp.bpf.btf import OPS_SECTIONS, OPS_STRUCTS, TOOL_TIMEOUT_S, btf_types, resolve
 from schedcp.bpf.toolchain import vmlinux_h
 from schedcp.errors import SchedcpError, SetupError
 from schedcp.models.verification import Finding, StageResult
@@ -56,14 +56,8 @@ from schedcp.verify.lint import (
 
 log = logging.getLogger(__name__)
 
-BPFTOOL = "bpftool"
 OBJDUMP = "llvm-objdump-19"
 HELPER_DEFS = (Path("/usr/include/bpf/bpf_helper_defs.h"), Path("/usr/local/include/bpf/bpf_helper_defs.h"))
-TOOL_TIMEOUT_S = 60.0
-# The kernel's two ops structs (7.3): the classic one, and one whose callbacks speak in CPU ids
-# (cids) instead of CPU numbers (the kernel's scx_qmap uses it).
-OPS_STRUCTS = ("sched_ext_ops", "sched_ext_ops_cid")
-OPS_SECTIONS = (".struct_ops.link", ".struct_ops")
 # The kernel copies .name with bpf_obj_name_cpy(): letters, digits, '_' and '.', NUL within 128.
 OPS_NAME_LEN = 128
 _OPS_NAME_CHARS = re.compile(r"^[A-Za-z0-9_.]+$")
@@ -188,7 +182,7 @@ def _read(obj: Path, data: bytes, elf: ELFFile) -> ObjectFacts:
             continue
         relocs = _relocations(elf, index, symtab)
         calls += _calls(section, functions.get(index, []), relocs, helper_names, lines.get(section.name, {}))
-    btf = _btf_types(obj)
+    btf = btf_types(obj)
     tables = [t for sec in OPS_SECTIONS for t in _ops_tables(elf, sec, symbols, symtab, btf)]
     kfuncs, weak = _imports(btf, symbols)
     license_section = elf.get_section_by_name("license")
@@ -280,14 +274,14 @@ def _ops_tables(
         if sym["st_shndx"] != index or sym["st_info"]["type"] != "STT_OBJECT":
             continue
         var = types.get(sym.name)
-        struct = _resolve(btf, var["type_id"]) if var else None
+        struct = resolve(btf, var["type_id"]) if var else None
         if struct is None or struct.get("name") not in OPS_STRUCTS:
             continue
         base = sym["st_value"]
         table = OpsTable(variable=sym.name, section=section_name, struct=struct["name"], name="")
         for member in struct.get("members", []):
             off = base + member["bits_offset"] // 8
-            mtype = _resolve(btf, member["type_id"])
+            mtype = resolve(btf, member["type_id"])
             kind = mtype.get("kind") if mtype else None
             if kind == "PTR":
                 target = relocs.get(off)
@@ -304,31 +298,6 @@ def _ops_tables(
                 else:
                     table.flags = value
         yield table
-
-
-def _resolve(btf: dict[int, dict[str, Any]], type_id: int) -> dict[str, Any] | None:
-    """Follow typedefs and qualifiers to the type itself."""
-    seen = 0
-    t = btf.get(type_id)
-    while t is not None and t["kind"] in ("TYPEDEF", "CONST", "VOLATILE", "RESTRICT", "TYPE_TAG") and seen < 32:
-        t = btf.get(t["type_id"])
-        seen += 1
-    return t
-
-
-def _btf_types(obj: Path) -> dict[int, dict[str, Any]]:
-    tool = shutil.which(BPFTOOL)
-    if tool is None:
-        raise SetupError(f"{BPFTOOL} not found; run `make setup` to install the BPF toolchain")
-    proc = subprocess.run(
-        [tool, "-j", "btf", "dump", "file", str(obj)], capture_output=True, text=True, timeout=TOOL_TIMEOUT_S
-    )
-    if proc.returncode != 0:
-        raise SchedcpError(
-            f"{obj} has no BTF bpftool can read ({proc.stderr.strip()[-500:]}); build it with clang -g, which "
-            "libbpf needs to load a struct_ops object anyway"
-        )
-    return {int(t["id"]): t for t in json.loads(proc.stdout).get("types", [])}
 
 
 _OBJDUMP_SECTION = re.compile(r"^Disassembly of section (?P<name>\S+):")
