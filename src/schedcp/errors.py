@@ -75,6 +75,11 @@ class DeployError(SchedcpError):
     """A verified policy could not be attached or detached."""
 
 
+class DeployRefused(DeployError):
+    """A deploy was not attempted: nothing on the target changed (a foreign scheduler without
+    --replace, a canary that names no task, sched_ext busy)."""
+
+
 class RepositoryError(SchedcpError):
     """The policy repository (its database or an archive) refused an operation; nothing was written."""
 

@@ -99,6 +99,12 @@ def test_deploy_status_foreign_scheduler_rollback_and_history(settings: Settings
         assert kept.switch_all is True
         assert kept.deployment is not None
         assert kept.deployment.deployed_at == done.deployment.deployed_at
+        # A canary that names no task changes nothing.
+        with pytest.raises(DeployError, match="names no running task"):
+            deploy(ctx, DeployRequest(policy="vtime", where="sandbox", reason="no such canary", canary=["no-such-cmd"]))
+        same = status(ctx, "sandbox").deployment
+        assert same is not None
+        assert same.deployed_at == done.deployment.deployed_at
         policies = vm.run(["sh", "-c", " ".join(f"chrt -p {p};" for p in spinners)], timeout=30).stdout
         assert "SCHED_OTHER" in policies, "the canary's tasks are back in their own class"
 
@@ -132,6 +138,7 @@ def test_deploy_status_foreign_scheduler_rollback_and_history(settings: Settings
             ("refused", "before verification"),
             ("deploy", "first"),
             ("failed", "strict canary"),
+            ("refused", "no such canary"),
             ("rollback", "make room"),
             ("refused", "over a foreign one"),
             ("deploy", "take over"),

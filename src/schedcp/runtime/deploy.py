@@ -37,7 +37,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from schedcp.bpf import loader
 from schedcp.bpf.build import BuiltPolicy
-from schedcp.errors import DeployError, PolicyEjected, SchedcpError
+from schedcp.errors import DeployError, DeployRefused, PolicyEjected, SchedcpError
 from schedcp.models.deployment import Deployment, SchedulerStatus
 from schedcp.runner import CommandRunner
 
@@ -274,7 +274,7 @@ def canary_pids(runner: CommandRunner, targets: list[str]) -> list[int]:
             res = runner.run(["pgrep", "-x", spec], timeout=30.0, rt=True)
             found = [int(x) for x in res.stdout.split() if x.isdigit()]
         if not found:
-            raise DeployError(f"the canary {spec!r} names no running task on the target")
+            raise DeployRefused(f"the canary {spec!r} names no running task on the target")
         pids.update(found)
     return sorted(pids)
 
@@ -363,11 +363,11 @@ def deploy(
         raise DeployError("a canary needs its partial-mode object, and that object a canary")
     status = read_status(runner)
     if not status.sched_ext:
-        raise DeployError(no_sched_ext_advice(status.kernel))
+        raise DeployRefused(no_sched_ext_advice(status.kernel))
     if status.state in ("enabling", "disabling"):
-        raise DeployError(f"sched_ext is {status.state} right now; try again in a moment")
+        raise DeployRefused(f"sched_ext is {status.state} right now; try again in a moment")
     if status.state == "enabled" and not status.ours and not replace:
-        raise DeployError(
+        raise DeployRefused(
             f"{status.ops} is attached by something else (not schedcp); deploying would replace it. "
             "Stop it with the tool that started it, or deploy with --replace to take over"
         )
@@ -388,6 +388,8 @@ def deploy(
         verification_id=verification_id,
         deployed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
+    # Before anything is detached: a canary that names no task changes nothing.
+    pids = canary_pids(runner, canary.targets) if canary is not None else []
     previous = status.deployment if status.ours else None
     if status.state == "enabled":
         progress(f"detaching {status.ops}")
@@ -399,7 +401,6 @@ def deploy(
     _set_previous(runner, previous)
     try:
         if canary is not None and canary_obj is not None:
-            pids = canary_pids(runner, canary.targets)
             partial = f"{OBJECTS}/{canary_obj.name}"
             if runner.run(["cp", "-f", runner.stage(canary_obj), partial], timeout=60.0, rt=True).rc != 0:
                 raise DeployError(f"cannot keep the canary's object on the target ({partial})")

@@ -24,7 +24,7 @@ from schedcp.bpf.build import build_policy
 from schedcp.bpf.opsflags import enum_value, with_ops_flags
 from schedcp.bpf.policy import find_policy
 from schedcp.bpf.toolchain import vmlinux_h
-from schedcp.errors import DeployError, NotVerified, SchedcpError
+from schedcp.errors import DeployError, DeployRefused, NotVerified, SchedcpError
 from schedcp.models.deployment import Deployment, DeploymentEvent, EventKind, SchedulerStatus
 from schedcp.models.profile import Where
 from schedcp.models.vocabulary import TunableValue
@@ -121,7 +121,7 @@ def deploy(ctx: Context, request: DeployRequest) -> DeployResult:
         )
         if not before.sched_ext:
             _record(ctx, event.model_copy(update={"evidence": ["no sched_ext in this kernel"]}))
-            raise DeployError(runtime.no_sched_ext_advice(before.kernel))
+            raise DeployRefused(runtime.no_sched_ext_advice(before.kernel))
         with ctx.repository() as repo:
             folder = repo.checkout(version.id, Path(tmp) / "checkout")
         policy = find_policy(str(folder))
@@ -161,7 +161,7 @@ def deploy(ctx: Context, request: DeployRequest) -> DeployResult:
                 progress=ctx.report,
             )
         except SchedcpError as exc:
-            kind: EventKind = "refused" if "something else" in str(exc) else "failed"
+            kind: EventKind = "refused" if isinstance(exc, DeployRefused) else "failed"
             _record(ctx, event.model_copy(update={"kind": kind, "evidence": [str(exc)]}))
             raise
         recorded = _record(
