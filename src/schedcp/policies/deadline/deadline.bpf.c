@@ -36,6 +36,7 @@ char _license[] SEC("license") = "GPL";
 #define EDF_DSQ		0	/* every waiting job, by absolute deadline */
 #define MAX_CPUS	512	/* CPUs this policy tracks for preemption */
 #define BATCH_BIAS	(1ULL << 62)	/* batch work ranks after all periodic */
+#define MIN_TURN_DIV	4	/* a late batch job's turn: a quarter slice */
 
 /*
  * Tunables, set by userspace between open and load.
@@ -146,17 +147,39 @@ static void new_job(struct dl_task *tctx, struct task_struct *p, u64 now,
  * that turned 10 ms latency peaks into 50 ms ones. A task that really runs
  * longer than its deadline per job (a hog that looked periodic) is still
  * demoted, after that much CPU, so the CPU it takes first stays bounded.
+ *
+ * Likewise a late batch job gets its new deadline only after a real turn on
+ * a CPU (min_turn() of CPU since its deadline was set). Renewing it the
+ * moment it starts running let a waking periodic job preempt it microseconds
+ * later and send it to the back of the queue with a fresh deadline: under a
+ * steady stream of wakeups a nice-19 or SCHED_IDLE task got microseconds per
+ * 40 ms and went 14 s without finishing a millisecond of work. Keeping its
+ * old deadline until it has had its turn leaves it at the head of the queue,
+ * where the starvation guard runs it again at the next dispatch.
  */
+static u64 min_turn(void)
+{
+	u64 shortest = slice_ns < default_deadline_ns ? slice_ns
+						      : default_deadline_ns;
+
+	return shortest / MIN_TURN_DIV;
+}
+
 static void check_overrun(struct dl_task *tctx, struct task_struct *p, u64 now)
 {
+	u64 used = p->se.sum_exec_runtime - tctx->job_rt;
+
 	if ((s64)(now - tctx->deadline) < 0)
 		return;
-	if (!is_batch(tctx) && p->se.sum_exec_runtime - tctx->job_rt < tctx->rel)
+	if (!is_batch(tctx) && used < tctx->rel)
+		return;
+	if (is_batch(tctx) && used < min_turn())
 		return;
 	if (!is_batch(tctx))
 		__sync_fetch_and_add(&nr_overruns, 1);
 	tctx->rel = default_deadline_ns;
 	tctx->deadline = now + default_deadline_ns;
+	tctx->job_rt = p->se.sum_exec_runtime;
 }
 
 SEC("struct_ops/deadline_select_cpu")
