@@ -121,7 +121,9 @@ def test_the_shape_check_catches_a_renamed_or_missing_key() -> None:
 
 
 def test_runtime_commands_keep_their_json_keys() -> None:
-    """status, rollback and history on this host (deploy's result is the sandbox test's)."""
+    """status, rollback, history, restore and watch on this host (deploy's result is the sandbox test's)."""
     CliRunner().invoke(app, ["deploy", "vtime", "--reason", "shape"])  # refused or failed: an event either way
     assert_shape("status", js("status", "--json"))
     assert_shape("history", js("history", "--all-hosts", "--json"))
+    assert_shape("restore", js("restore", "--json"))
+    assert_shape("watch", js("watch", "--for", "2", "--interval", "1", "--json"))

@@ -42,13 +42,17 @@ def test_every_table_has_one_owner_module() -> None:
     for m in MIGRATIONS:
         for dialect in (SQLITE, POSTGRESQL):
             for stmt in m.statements(dialect):
-                created.update(re.findall(r"CREATE (?:VIRTUAL )?TABLE (\w+)", stmt))
+                # A migration that rebuilds a table creates it under a versioned name first.
+                created.update(re.sub(r"_v\d+$", "", t) for t in re.findall(r"CREATE (?:VIRTUAL )?TABLE (\w+)", stmt))
     assert created | {"schema_migrations"} == set(OWNERS)
 
 
 def test_sql_on_a_table_appears_only_in_its_owner_module() -> None:
     strays = []
     for module, text in _modules().items():
+        if module == "db":
+            # The migrations may copy rows while they rebuild a table: schema work, not DML.
+            text = text[: text.index("MIGRATIONS: tuple[Migration, ...] = (")] + text[text.index("SCHEMA_VERSION = ") :]
         for table in set(_DML.findall(text)):
             assert table in OWNERS, f"{module}.py names an unknown table {table!r}"
             if OWNERS[table] != module:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from schedcp.bpf import loader
+from schedcp.bpf.policy import find_policy
 from schedcp.config import Settings
 from schedcp.errors import DeployError, NotVerified
 from schedcp.sandbox import Sandbox
@@ -79,6 +80,9 @@ def test_deploy_status_foreign_scheduler_rollback_and_history(settings: Settings
         assert again.deployment.version_id == verified.report.version_id
         assert "deployed by schedcp" in again.scheduler
         assert again.switch_all is True
+        declared = set(find_policy("vtime").spec.stats)
+        assert declared <= set(again.stats), f"the policy's own counters: {again.stats}"
+        assert again.stats["nr_dispatched"] > 0
 
         # A canary whose bound cannot hold (two spinners on one CPU wait ~a slice per turn):
         # refused after the canary phase, and the deployment before it is back in place.

@@ -18,7 +18,7 @@ from schedcp.cli.analyze import analyze_app
 from schedcp.cli.bench import bench_app, print_bench
 from schedcp.cli.common import JsonOpt, MemOpt, VcpuOpt, emit_json, handles_errors, out, session
 from schedcp.cli.policy import policy_app
-from schedcp.cli.runtime import deploy, history, rollback, status
+from schedcp.cli.runtime import deploy, history, restore, rollback, status, watch
 from schedcp.cli.sandbox import sandbox_app
 from schedcp.cli.verify import verify
 
@@ -36,6 +36,8 @@ app.command("deploy")(deploy)
 app.command("status")(status)
 app.command("rollback")(rollback)
 app.command("history")(history)
+app.command("watch")(watch)
+app.command("restore")(restore)
 
 
 @app.callback()

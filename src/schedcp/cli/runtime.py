@@ -28,6 +28,10 @@ def _print_status(st: Any) -> None:
             markup=False,
             soft_wrap=True,
         )
+    if st.stats:
+        out.print(
+            "  policy stats: " + ", ".join(f"{k}={v}" for k, v in st.stats.items()), highlight=False, markup=False
+        )
     nonzero = {k: v for k, v in st.events.items() if v}
     if nonzero:
         out.print("  events: " + ", ".join(f"{k} {v}" for k, v in nonzero.items()), highlight=False, markup=False)
@@ -59,13 +63,29 @@ def deploy(
     canary_latency_ms: Annotated[
         float, typer.Option("--canary-latency-ms", min=0.001, help="the canary's mean wait per turn, at most")
     ] = 500.0,
+    watch: Annotated[
+        str | None,
+        typer.Option(
+            "--watch",
+            help="shell command printing one number (e.g. requests/s): measured before, checked after the "
+            "canary and by `schedcp watch`",
+        ),
+    ] = None,
+    watch_better: Annotated[str, typer.Option("--watch-better", help="higher | lower")] = "higher",
+    watch_tolerance: Annotated[
+        float, typer.Option("--watch-tolerance", min=0, max=10, help="how much worse the canary's reading may be")
+    ] = 0.2,
+    force: Annotated[
+        bool, typer.Option("--force", help="deploy a build that tripped the circuit breaker within its back-off")
+    ] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Make a verified policy version this host's scheduler (refused without a passing
     verification report for that version and these tunables). It stays attached after schedcp
     exits; `schedcp rollback` undoes it. With --canary, the named tasks run it first (partial
-    mode) for --canary-seconds; it is widened to every task only if they fared well."""
+    mode) for --canary-seconds; it is widened to every task only if they fared well. With
+    --watch, that metric must hold after the canary, and `schedcp watch` keeps checking it."""
     from schedcp.service import runtime as service
     from schedcp.service.common import parse_assignments
 
@@ -77,6 +97,10 @@ def deploy(
         canary=canary or [],
         canary_s=canary_seconds,
         canary_latency_ms=canary_latency_ms,
+        watch=watch,
+        watch_better=watch_better,
+        watch_tolerance=watch_tolerance,
+        force=force,
     )
     with session(db=db, quiet=as_json) as ctx:
         _print_change(service.deploy(ctx, request), as_json)
@@ -137,3 +161,62 @@ def history(
         out.print(line, highlight=False, markup=False, soft_wrap=True)
         if e.kind in ("refused", "failed") and e.evidence:
             out.print(f"    {e.evidence[-1].splitlines()[0]}", highlight=False, markup=False, soft_wrap=True)
+
+
+@handles_errors
+def watch(
+    interval: Annotated[float, typer.Option("--interval", min=0.1, max=60, help="seconds between looks")] = 2.0,
+    for_: Annotated[
+        float | None, typer.Option("--for", min=1, help="stop after this many seconds (default: run until stopped)")
+    ] = None,
+    starvation_s: Annotated[
+        float, typer.Option("--starvation-s", min=0.1, help="a runnable task at nice < 10 may wait this long")
+    ] = 10.0,
+    wait_ms: Annotated[
+        float, typer.Option("--wait-ms", min=1, help="any task's mean wait per turn over one look, at most")
+    ] = 2000.0,
+    metric_samples: Annotated[
+        int, typer.Option("--metric-samples", min=1, help="bad metric readings in a row before it trips")
+    ] = 3,
+    metric_tolerance: Annotated[
+        float, typer.Option("--metric-tolerance", min=0, max=10, help="how much worse the metric may read")
+    ] = 0.2,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The circuit breaker (run by systemd as schedcp-watch.service): watch the deployed policy and
+    roll back by itself on ejection, starvation, long waits for a CPU or a regressing --watch metric;
+    after repeated trips it holds the kernel's own scheduler instead of flapping."""
+    from schedcp.service import runtime as service
+    from schedcp.service.runtime import WatchRequest
+
+    bounds = service.BreakerBounds(
+        interval_s=interval,
+        starvation_s=starvation_s,
+        wait_ms=wait_ms,
+        metric_samples=metric_samples,
+        metric_tolerance=metric_tolerance,
+    )
+    with session(db=db, quiet=as_json) as ctx:
+        done = service.watch(ctx, WatchRequest(bounds=bounds, duration_s=for_))
+    if as_json:
+        emit_json(done)
+        return
+    out.print(f"{done.looks} looks, {len(done.trips)} trip(s)", highlight=False, markup=False)
+    _print_status(done.status)
+
+
+@handles_errors
+def restore(db: DbOpt = None, as_json: JsonOpt = False) -> None:
+    """At boot (schedcp-restore.service): attach the last-known-good policy again, unless the
+    circuit breaker holds the kernel's own scheduler or the kernel changed since."""
+    from schedcp.service import runtime as service
+
+    with session(db=db, quiet=as_json) as ctx:
+        done = service.restore(ctx)
+    if as_json:
+        emit_json(done)
+        return
+    for step in done.steps:
+        out.print(step, highlight=False, markup=False, soft_wrap=True)
+    _print_status(done.status)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from schedcp.models.vocabulary import TunableValue
 
-EventKind = Literal["deploy", "rollback", "refused", "failed"]
+EventKind = Literal["deploy", "rollback", "refused", "failed", "breaker", "restore"]
 
 
 class DeploymentEvent(BaseModel):
@@ -31,6 +31,14 @@ class DeploymentEvent(BaseModel):
     created_at: str = ""
 
 
+class MetricWatch(BaseModel):
+    """A number the operator cares about (`deploy --watch CMD`), read before and after."""
+
+    command: str = Field(description="a shell command on the target whose last line is one number")
+    better: Literal["higher", "lower"] = "higher"
+    baseline: float | None = Field(None, description="the median of readings before the deploy")
+
+
 class Deployment(BaseModel):
     """The policy a host runs because schedcp deployed it: kept next to the pinned link."""
 
@@ -43,6 +51,7 @@ class Deployment(BaseModel):
     pin_dir: str = Field(description="where the struct_ops link is pinned in bpffs (it keeps it attached)")
     verification_id: int | None = Field(None, description="the passing report the gate accepted")
     deployed_at: str
+    watch: MetricWatch | None = Field(None, description="the metric the canary and the breaker compare")
 
 
 class SchedulerStatus(BaseModel):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
 import sqlite3
 import time
@@ -267,6 +268,38 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX deployment_events_host ON deployment_events(host, id)",
         ),
     ),
+    Migration(
+        4,
+        "deployment events of the circuit breaker and of restore at boot",
+        common=(),
+        # SQLite cannot change a CHECK in place: the table is rebuilt, ids kept (the
+        # AUTOINCREMENT counter follows the largest id). PostgreSQL swaps the constraint.
+        sqlite=(
+            """CREATE TABLE deployment_events_v4 (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                kind TEXT NOT NULL CHECK (kind IN ('deploy', 'rollback', 'refused', 'failed', 'breaker', 'restore')),
+                host TEXT NOT NULL,
+                kernel TEXT NOT NULL,
+                policy TEXT,
+                version_id TEXT,
+                tunables TEXT NOT NULL,
+                object_sha256 TEXT,
+                reason TEXT NOT NULL,
+                evidence TEXT NOT NULL,
+                created_at TEXT NOT NULL
+            )""",
+            "INSERT INTO deployment_events_v4 SELECT id, kind, host, kernel, policy, version_id, tunables, "
+            "object_sha256, reason, evidence, created_at FROM deployment_events",
+            "DROP TABLE deployment_events",
+            "ALTER TABLE deployment_events_v4 RENAME TO deployment_events",
+            "CREATE INDEX deployment_events_host ON deployment_events(host, id)",
+        ),
+        postgresql=(
+            "ALTER TABLE deployment_events DROP CONSTRAINT deployment_events_kind_check",
+            "ALTER TABLE deployment_events ADD CONSTRAINT deployment_events_kind_check "
+            "CHECK (kind IN ('deploy', 'rollback', 'refused', 'failed', 'breaker', 'restore'))",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -433,6 +466,12 @@ def open_database(url: str, migrate: bool = True) -> Database:
     return db
 
 
+_WRITABLE = (
+    "set SCHEDCP_DATA to a writable folder (e.g. /var/lib/schedcp on a host; the data_dir setting), "
+    "or SCHEDCP_DB to another database"
+)
+
+
 def _open_sqlite(url: str, path: Path) -> Database:
     if sqlite3.sqlite_version_info < (3, 35, 0):
         raise RepositoryError(
@@ -440,6 +479,12 @@ def _open_sqlite(url: str, path: Path) -> Database:
         )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RepositoryError(f"cannot create the data folder {path.parent}: {exc}; {_WRITABLE}") from exc
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        # SQLite would say only "unable to open database file" (e.g. on a read-only root).
+        raise RepositoryError(f"the repository database {path} is not writable here; {_WRITABLE}")
+    try:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     except (OSError, sqlite3.Error) as exc:
         raise RepositoryError(f"cannot open the SQLite database {path}: {exc}; check the path and permissions") from exc

@@ -28,6 +28,7 @@ import datetime as dt
 import fcntl
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -38,7 +39,7 @@ from pydantic import BaseModel, Field, ValidationError
 from schedcp.bpf import loader
 from schedcp.bpf.build import BuiltPolicy
 from schedcp.errors import DeployError, DeployRefused, PolicyEjected, SchedcpError
-from schedcp.models.deployment import Deployment, SchedulerStatus
+from schedcp.models.deployment import Deployment, MetricWatch, SchedulerStatus
 from schedcp.runner import CommandRunner
 
 log = logging.getLogger(__name__)
@@ -149,8 +150,22 @@ def _deployment(data: dict[str, object] | None) -> Deployment | None:
         return None
 
 
-def read_status(runner: CommandRunner) -> SchedulerStatus:
-    """What runs now, from the kernel (sysfs), our pins (bpffs) and our record, in that order."""
+def _policy_stats(runner: CommandRunner, deployment: Deployment) -> dict[str, object]:
+    """The deployed policy's own counters (its .bss), as `policy run` shows them. Best effort:
+    a status must not fail because bpftool could not read a map."""
+    obj_name = deployment.object.rsplit("/", 1)[-1].split(".", 1)[0]
+    attached = loader.Attached(name=deployment.ops, obj_name=obj_name, pin_dir=deployment.pin_dir, load_s=0.0)
+    try:
+        values = loader.read_datasec(runner, attached, "bss")
+    except (SchedcpError, ValueError) as exc:
+        log.warning("cannot read %s's counters: %s", deployment.ops, exc)
+        return {}
+    return {k: v for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def read_status(runner: CommandRunner, with_stats: bool = True) -> SchedulerStatus:
+    """What runs now, from the kernel (sysfs), our pins (bpffs) and our record, in that order;
+    with the deployed policy's counters unless `with_stats` is False (the breaker's looks)."""
     host, kernel = _identity(runner)
     files = [f"{loader.SCX_SYSFS}/{f}" for f in _SYSFS_FILES]
     res = runner.run(["grep", "-sH", "", *files], timeout=30.0, rt=True)
@@ -181,6 +196,7 @@ def read_status(runner: CommandRunner) -> SchedulerStatus:
         ours=ours,
         pinned=pinned,
         deployment=deployment,
+        stats=_policy_stats(runner, deployment) if deployment is not None and with_stats else {},
     )
 
 
@@ -256,6 +272,7 @@ class CanarySpec(BaseModel):
     latency_ms: float = Field(
         500.0, gt=0, description="the canary tasks' mean wait for a CPU per turn (schedstat), at most"
     )
+    metric_tolerance: float = Field(0.2, ge=0, description="the watched metric may be this much worse, at most")
 
 
 def canary_pids(runner: CommandRunner, targets: list[str]) -> list[int]:
@@ -340,6 +357,49 @@ def _canary(
     return evidence
 
 
+def read_metric(runner: CommandRunner, command: str, timeout: float = 60.0) -> float:
+    """Run a watched metric's command on the target; its last line must start with a number."""
+    res = runner.run(["sh", "-c", command], timeout=timeout)
+    lines = res.stdout.strip().splitlines()
+    try:
+        value = float(lines[-1].split()[0]) if lines else math.nan
+    except ValueError:
+        value = math.nan
+    if res.rc != 0 or math.isnan(value):
+        raise DeployError(
+            f"the watched metric `{command}` gave no number (exit {res.rc}): "
+            f"{(res.stderr or res.stdout).strip()[-200:] or 'no output'}"
+        )
+    return value
+
+
+def metric_worse(watch: MetricWatch, value: float, tolerance: float) -> bool:
+    """Worse than the baseline beyond the tolerance, in the metric's own direction."""
+    if watch.baseline is None:
+        return False
+    margin = abs(watch.baseline) * tolerance
+    if watch.better == "higher":
+        return value < watch.baseline - margin
+    return value > watch.baseline + margin
+
+
+def measure_baseline(runner: CommandRunner, watch: MetricWatch, samples: int = 3) -> MetricWatch:
+    """The metric under the scheduler running now: the median of a few readings."""
+    values = sorted(read_metric(runner, watch.command) for _ in range(samples))
+    return watch.model_copy(update={"baseline": values[len(values) // 2]})
+
+
+def _canary_metric(runner: CommandRunner, watch: MetricWatch, tolerance: float) -> str:
+    value = read_metric(runner, watch.command)
+    evidence = (
+        f"canary: watched metric {value:g} against {watch.baseline:g} before ({watch.better} is better, "
+        f"tolerance {tolerance:.0%})"
+    )
+    if metric_worse(watch, value, tolerance):
+        raise DeployError(f"{evidence}: worse")
+    return evidence
+
+
 def deploy(
     runner: CommandRunner,
     built: BuiltPolicy,
@@ -349,6 +409,7 @@ def deploy(
     replace: bool = False,
     canary: CanarySpec | None = None,
     canary_obj: Path | None = None,
+    watch: MetricWatch | None = None,
     progress: Callable[[str], None] = log.info,
 ) -> tuple[Deployment, list[str]]:
     """Make `built` the target's scheduler, replacing ours (or, with `replace`, anyone's).
@@ -387,6 +448,7 @@ def deploy(
         pin_dir=f"{DEPLOY_PIN_ROOT}/{built.name}",
         verification_id=verification_id,
         deployed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        watch=watch,
     )
     # Before anything is detached: a canary that names no task changes nothing.
     pids = canary_pids(runner, canary.targets) if canary is not None else []
@@ -408,6 +470,8 @@ def deploy(
             _attach(runner, deployment, partial)
             try:
                 done.append(_canary(runner, built.name, pids, canary, progress))
+                if watch is not None:
+                    done.append(_canary_metric(runner, watch, canary.metric_tolerance))
             finally:
                 _release_all(runner, progress)
             done.append("canary passed: widening to every task")
@@ -444,6 +508,24 @@ def _restore(runner: CommandRunner, previous: Deployment, progress: Callable[[st
         return f"restoring {previous.policy} failed too ({str(exc).splitlines()[0]}): default scheduler"
     _write_json(runner, CURRENT, previous.model_dump_json())
     return f"restored the previous policy {previous.policy}"
+
+
+def restore_kept(
+    runner: CommandRunner, deployment: Deployment, local_obj: Path, progress: Callable[[str], None] = log.info
+) -> str:
+    """Attach a deployment again from an object kept off the target (at boot /run is empty).
+    Only onto the kernel's own scheduler: it never replaces a scheduler that is running."""
+    status = read_status(runner)
+    if not status.sched_ext:
+        return "no sched_ext in this kernel: nothing restored"
+    if status.state != "disabled":
+        return f"{status.ops} is already attached ({status.scheduler}): nothing restored"
+    runner.run(["mkdir", "-p", OBJECTS, DEPLOY_PIN_ROOT], timeout=30.0, rt=True)
+    obj = f"{OBJECTS}/{local_obj.name}"
+    if runner.run(["cp", "-f", runner.stage(local_obj), obj], timeout=60.0, rt=True).rc != 0:
+        raise DeployError(f"cannot copy the kept object to the target ({obj})")
+    kept = deployment.model_copy(update={"object": obj})
+    return _restore(runner, kept, progress).replace("the previous policy", "the last-known-good policy")
 
 
 def rollback(
