@@ -115,6 +115,7 @@ class Trip(BaseModel):
     policy: str
     object_sha256: str
     detail: str
+    recovered_at: float | None = Field(None, description="Unix time the rollback finished (None: not acted on)")
 
 
 class KnownGood(BaseModel):
@@ -366,6 +367,7 @@ class Breaker:
             _, done = rt.rollback(self.runner, to_default=True, progress=self.progress)
         else:
             _, done = rt.rollback(self.runner, to_default=False, progress=self.progress)
+        trip.recovered_at = time.time()
         steps += done
         self.watching = None
         self.tasks = TaskWatch(self.bounds)

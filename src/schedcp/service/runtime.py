@@ -267,6 +267,9 @@ class WatchRequest(BaseModel):
 class WatchResult(BaseModel):
     looks: int = Field(description="how many times the breaker looked")
     trips: list[DeploymentEvent] = Field(default_factory=list, description="what it did, as recorded")
+    seen: list[breaker.Trip] = Field(
+        default_factory=list, description="what it saw, when (the trips' detection times; the events come after)"
+    )
     status: SchedulerStatus
 
 
@@ -276,6 +279,7 @@ def watch(ctx: Context, request: WatchRequest) -> WatchResult:
     retried, never fatal: the breaker must outlive the trouble it watches for."""
     looks = 0
     trips: list[DeploymentEvent] = []
+    seen: list[breaker.Trip] = []
     stop_at = None if request.duration_s is None else time.monotonic() + request.duration_s
     with ctx.runner(request.where) as runner:
         b = breaker.Breaker(
@@ -292,6 +296,7 @@ def watch(ctx: Context, request: WatchRequest) -> WatchResult:
                 looks += 1
                 if trip is not None:
                     ctx.report(f"tripped: {trip.kind}: {trip.detail}")
+                    seen.append(trip)
                     with runtime.deploy_lock(_lock_path(ctx, request.where)):
                         steps = b.trip(trip)
                     status = runtime.read_status(runner)
@@ -314,7 +319,7 @@ def watch(ctx: Context, request: WatchRequest) -> WatchResult:
             except SchedcpError as exc:
                 ctx.report(f"look failed, retrying: {str(exc).splitlines()[0]}")
             time.sleep(max(0.0, request.bounds.interval_s - (time.monotonic() - started)))
-    return WatchResult(looks=looks, trips=trips, status=status)
+    return WatchResult(looks=looks, trips=trips, seen=seen, status=status)
 
 
 class RestoreResult(BaseModel):
