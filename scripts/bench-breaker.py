@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import shlex
 import statistics
 import sys
 import tempfile
@@ -48,15 +47,7 @@ SPIN = "import sys, time\nopen('/proc/self/comm', 'w').write(sys.argv[1])\nwhile
 
 
 def spinner(vm: Sandbox, name: str) -> int:
-    pidfile = f"/tmp/bench-breaker-{name}.pid"
-    script = f"echo $$ > {pidfile}; exec taskset -c 1 /usr/bin/python3 -c {shlex.quote(SPIN)} {name}"
-    vm.run(["sh", "-c", f"setsid -f sh -c {shlex.quote(script)} </dev/null >/dev/null 2>&1"], timeout=30)
-    for _ in range(50):
-        got = vm.run(["cat", pidfile], timeout=30)
-        if got.rc == 0 and got.stdout.strip().isdigit():
-            return int(got.stdout)
-        time.sleep(0.1)
-    raise SystemExit(f"the spinner {name} did not start")
+    return vm.start_background(["taskset", "-c", "1", "/usr/bin/python3", "-c", SPIN, name])
 
 
 def stamp(marks: list[float]) -> Any:

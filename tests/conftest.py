@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from _pytest.runner import runtestprotocol
 
 from schedcp.bpf.build import BuiltPolicy, build_policy
 from schedcp.bpf.policy import find_policy
@@ -32,8 +33,10 @@ from schedcp.config import Settings, load_settings
 from schedcp.errors import SchedcpError
 from schedcp.sandbox import Sandbox, find_kernel
 from schedcp.sandbox.qemu import check_qemu
+from schedcp.sandbox.vm import hidden_in_guest
 
 FIXTURES = Path(__file__).parent / "fixtures" / "policies"
+ROOT = Path(__file__).resolve().parents[1]
 REPO_HELPERS = Path(__file__).parent / "repository"
 _shared_vm_pids: set[int] = set()
 
@@ -112,6 +115,37 @@ def _host_bpf_problem() -> str | None:
 GATES = {"sandbox": _sandbox_problem, "bpf": _bpf_problem, "host_bpf": _host_bpf_problem}
 
 
+# The emulator's known fault (docs/architecture.md, "Known issues"): under multi-threaded TCG the
+# kernel's int3-based text patching races a vCPU running the patched code, and the guest oopses
+# in the scheduler during an attach or detach. It is QEMU's, not the code under test; seen in 1
+# of ~100 attach-heavy sandbox tests. A sandbox test lost to exactly that oops runs once more on a
+# fresh VM, said out loud; any other failure, and the same oops twice, stands.
+KNOWN_GUEST_OOPS = "Oops: int3"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    if item.get_closest_marker("sandbox") is None:
+        return None
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    reports = runtestprotocol(item, nextitem=nextitem, log=False)
+    lost = [r for r in reports if r.failed and KNOWN_GUEST_OOPS in r.longreprtext]
+    if lost:
+        reporter = item.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"\n{item.nodeid}: the guest hit the known TCG oops ({KNOWN_GUEST_OOPS}, docs/architecture.md); "
+                "running it once more on a fresh VM"
+            )
+        if isinstance(item, pytest.Function):
+            item._initrequest()  # fresh fixtures for the second run
+        reports = runtestprotocol(item, nextitem=nextitem, log=False)
+    for report in reports:
+        item.ihook.pytest_runtest_logreport(report=report)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+
+
 @pytest.hookimpl(tryfirst=True)  # before any fixture of the test is set up
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """A marked test runs only where its requirement is met: skipped (or failed in CI) otherwise."""
@@ -159,7 +193,10 @@ class _SharedVM:
             self.reboots += 1
             print(f"\nshared sandbox VM was lost; booting a new one (reboot {self.reboots})")
             self.close()
-        sandbox = Sandbox(self.settings, shares=[self.share])
+        # Tests that run schedcp itself in the guest need the checkout and its venv there: a
+        # checkout under /tmp (as CI clones it) is hidden by the guest's own tmpfs, so share it.
+        shares = [self.share, *([ROOT] if hidden_in_guest(ROOT) else [])]
+        sandbox = Sandbox(self.settings, shares=shares)
         sandbox.start()
         assert sandbox.proc is not None
         _shared_vm_pids.add(sandbox.proc.pid)

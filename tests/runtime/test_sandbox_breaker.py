@@ -10,7 +10,6 @@ window), keep `restore` from undoing that hold, and restore fifo once the hold i
 
 from __future__ import annotations
 
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -37,15 +36,7 @@ SPIN = (
 
 def _spinner(vm: Sandbox, name: str) -> int:
     """A CPU spinner on guest CPU 1 called `name`, outliving the command."""
-    pidfile = f"/tmp/schedcp-breaker-{name}.pid"
-    script = f"echo $$ > {pidfile}; exec taskset -c 1 /usr/bin/python3 -c {shlex.quote(SPIN)} {name}"
-    vm.run(["sh", "-c", f"setsid -f sh -c {shlex.quote(script)} </dev/null >/dev/null 2>&1"], timeout=30)
-    for _ in range(50):
-        got = vm.run(["cat", pidfile], timeout=30)
-        if got.rc == 0 and got.stdout.strip().isdigit():
-            return int(got.stdout)
-        time.sleep(0.1)
-    raise AssertionError(f"the spinner {name} did not start")
+    return vm.start_background(["taskset", "-c", "1", "/usr/bin/python3", "-c", SPIN, name])
 
 
 @pytest.mark.sandbox

@@ -11,9 +11,7 @@ leaves it with no scheduler attached, whatever happens.
 
 from __future__ import annotations
 
-import shlex
 import sys
-import time
 from typing import Any
 
 import pytest
@@ -32,19 +30,7 @@ SPIN = "import os, time\nend = time.time() + 300\nwhile time.time() < end:\n    
 
 def _spinners(vm: Sandbox, n: int) -> list[int]:
     """n CPU spinners on one guest CPU (so they wait for each other), outliving the command."""
-    pids = []
-    for i in range(n):
-        pidfile = f"/tmp/schedcp-canary-{i}.pid"
-        script = f"echo $$ > {pidfile}; exec taskset -c 1 /usr/bin/python3 -c {shlex.quote(SPIN)}"
-        vm.run(["sh", "-c", f"setsid -f sh -c {shlex.quote(script)} </dev/null >/dev/null 2>&1"], timeout=30)
-        for _ in range(50):
-            got = vm.run(["cat", pidfile], timeout=30)
-            if got.rc == 0 and got.stdout.strip().isdigit():
-                pids.append(int(got.stdout))
-                break
-            time.sleep(0.1)
-    assert len(pids) == n, "the canary's spinners did not start"
-    return pids
+    return [vm.start_background(["taskset", "-c", "1", "/usr/bin/python3", "-c", SPIN]) for _ in range(n)]
 
 
 @pytest.mark.sandbox

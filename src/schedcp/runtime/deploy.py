@@ -422,7 +422,7 @@ def deploy(
     """
     if (canary is None) != (canary_obj is None):
         raise DeployError("a canary needs its partial-mode object, and that object a canary")
-    status = read_status(runner)
+    status = read_status(runner, with_stats=False)
     if not status.sched_ext:
         raise DeployRefused(no_sched_ext_advice(status.kernel))
     if status.state in ("enabling", "disabling"):
@@ -515,7 +515,7 @@ def restore_kept(
 ) -> str:
     """Attach a deployment again from an object kept off the target (at boot /run is empty).
     Only onto the kernel's own scheduler: it never replaces a scheduler that is running."""
-    status = read_status(runner)
+    status = read_status(runner, with_stats=False)
     if not status.sched_ext:
         return "no sched_ext in this kernel: nothing restored"
     if status.state != "disabled":
@@ -537,14 +537,14 @@ def rollback(
     DEPLOY_PIN_ROOT and, if a scheduler is still attached (anyone's), stops it with SysRq-S.
     """
     done: list[str] = []
-    status = read_status(runner)
+    status = read_status(runner, with_stats=False)
     if not status.sched_ext:
         return status, ["no sched_ext in this kernel: its own scheduler is the only one"]
     if to_default:
         _release_all(runner, progress)
         runner.run(["rm", "-f", CURRENT], timeout=30.0, rt=True)
         done.append(f"detached {status.ops}" if status.state == "enabled" else "no sched_ext scheduler was attached")
-        return read_status(runner), done
+        return read_status(runner, with_stats=False), done
     previous = _deployment(_read_json(runner, PREVIOUS))
     if status.state == "enabled" and not status.ours:
         raise DeployError(
@@ -559,4 +559,4 @@ def rollback(
     else:
         done.append(_restore(runner, previous, progress))
         runner.run(["rm", "-f", PREVIOUS], timeout=30.0, rt=True)
-    return read_status(runner), done
+    return read_status(runner, with_stats=False), done

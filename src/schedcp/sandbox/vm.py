@@ -46,6 +46,18 @@ PR_SET_PDEATHSIG = 1
 # Host-side slack over a command's own timeout before the VM is presumed lost: the guest
 # enforces the timeout itself and needs a moment to kill and report under emulation.
 GRACE_S = 15.0
+_BG_IDS = itertools.count()  # names the pid files of start_background
+# Folders the guest mounts a tmpfs of its own over (guest/init.sh): host files under them are
+# invisible in the guest unless shared.
+GUEST_TMPFS = ("/tmp", "/run", "/var/tmp", "/var/log", "/var/cache", "/var/lib", "/dev/shm")
+
+
+def hidden_in_guest(path: Path) -> bool:
+    """A host path the guest cannot see through its read-only root (share it to run from it)."""
+    resolved = path.resolve()
+    return any(resolved == Path(d) or Path(d) in resolved.parents for d in GUEST_TMPFS)
+
+
 GUEST_PYTHON_CANDIDATES = ("/usr/bin/python3",)
 
 
@@ -270,6 +282,20 @@ class Sandbox:
         boot may be invisible there; the scratch share is uncached.
         """
         return str(stage_into(self.scratch, path))
+
+    def start_background(self, argv: Sequence[str], timeout: float = 30.0) -> int:
+        """Start argv in the guest in a session of its own, outliving this call (a load for a
+        test, a task for a canary); its pid. `run` waits for a command and its process group."""
+        pidfile = f"/tmp/schedcp-bg-{next(_BG_IDS)}-{os.getpid()}.pid"
+        script = f"echo $$ > {pidfile}; exec {shlex.join(argv)}"
+        self.run(["sh", "-c", f"setsid -f sh -c {shlex.quote(script)} </dev/null >/dev/null 2>&1"], timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.run(["cat", pidfile], timeout=timeout)
+            if got.rc == 0 and got.stdout.strip().isdigit():
+                return int(got.stdout)
+            time.sleep(0.1)
+        raise SandboxError(f"{shlex.join(argv)} did not start in the sandbox within {timeout:g} s")
 
     def read_text(self, path: str, timeout: float = 30.0) -> str:
         return self.run(["cat", path], timeout=timeout, check=True, rt=True).stdout

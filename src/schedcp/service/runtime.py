@@ -132,7 +132,7 @@ def deploy(ctx: Context, request: DeployRequest) -> DeployResult:
         tempfile.TemporaryDirectory(prefix="schedcp-deploy-") as tmp,
         ctx.runner(request.where) as runner,
     ):
-        before = runtime.read_status(runner)
+        before = runtime.read_status(runner, with_stats=False)
         event = DeploymentEvent(
             kind="refused",
             host=before.host,
@@ -223,7 +223,7 @@ def deploy(ctx: Context, request: DeployRequest) -> DeployResult:
 
 
 def _rollback(ctx: Context, runner: CommandRunner, request: RollbackRequest) -> RollbackResult:
-    before = runtime.read_status(runner)
+    before = runtime.read_status(runner, with_stats=False)
     after, steps = runtime.rollback(runner, to_default=request.to_default, progress=ctx.report)
     event = DeploymentEvent(
         kind="rollback",
@@ -252,7 +252,7 @@ def history(ctx: Context, all_hosts: bool = False, limit: int = 50, where: Where
     host = None
     if not all_hosts:
         with ctx.runner(where) as runner:
-            host = runtime.read_status(runner).host
+            host = runtime.read_status(runner, with_stats=False).host
     with ctx.repository() as repo:
         return repo.deployment_history(host, limit)
 
@@ -285,7 +285,7 @@ def watch(ctx: Context, request: WatchRequest) -> WatchResult:
         b = breaker.Breaker(
             runner, request.bounds, _breaker_path(ctx, request.where), _objects_dir(ctx), progress=ctx.report
         )
-        status = runtime.read_status(runner)
+        status = runtime.read_status(runner, with_stats=False)
         ctx.report(f"circuit breaker on {status.host}: {status.scheduler}")
         while stop_at is None or time.monotonic() < stop_at:
             if request.stop_after_trips is not None and len(trips) >= request.stop_after_trips:
@@ -299,7 +299,7 @@ def watch(ctx: Context, request: WatchRequest) -> WatchResult:
                     seen.append(trip)
                     with runtime.deploy_lock(_lock_path(ctx, request.where)):
                         steps = b.trip(trip)
-                    status = runtime.read_status(runner)
+                    status = runtime.read_status(runner, with_stats=False)
                     event = DeploymentEvent(
                         kind="breaker",
                         host=status.host,
@@ -333,7 +333,7 @@ def restore(ctx: Context, where: Where = "host") -> RestoreResult:
     breaker holds the default or the kernel changed. Never fails the boot: it says why not."""
     state = breaker.load_state(_breaker_path(ctx, where))
     with runtime.deploy_lock(_lock_path(ctx, where)), ctx.runner(where) as runner:
-        before = runtime.read_status(runner)
+        before = runtime.read_status(runner, with_stats=False)
         if not before.sched_ext:
             return RestoreResult(steps=["no sched_ext in this kernel: nothing to restore"], status=before)
         steps = breaker.restore_last_known_good(runner, state, before.kernel, _objects_dir(ctx), ctx.report)
