@@ -5,15 +5,18 @@ The real breaker against a real sched_ext kernel is tests/runtime/test_sandbox_b
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from schedcp.errors import DeployError
-from schedcp.models.deployment import MetricWatch
+from schedcp.models.deployment import Deployment, MetricWatch
+from schedcp.models.run import CommandResult
 from schedcp.runner import HostRunner
 from schedcp.runtime.deploy import measure_baseline, metric_worse, read_metric
 from schedcp.runtime.watch import (
+    Breaker,
     BreakerBounds,
     BreakerState,
     TaskSample,
@@ -124,3 +127,45 @@ def test_this_hosts_tasks_can_be_sampled() -> None:
     tasks = sample_tasks(HostRunner())
     assert tasks, "at least the sampler itself is runnable"
     assert all(t.run_ns >= 0 and t.turns >= 0 for t in tasks.values())
+
+
+class _RecordOnly:
+    """A target whose only answer is our deployment record (what `Breaker.trip` reads first)."""
+
+    def __init__(self, record: str | None) -> None:
+        self.record = record
+        self.ran: list[list[str]] = []
+
+    def run(self, argv: Sequence[str], timeout: float | None = None, **_: object) -> CommandResult:
+        self.ran.append(list(argv))
+        if list(argv[:1]) == ["cat"] and self.record is not None:
+            return CommandResult(argv=list(argv), rc=0, stdout=self.record)
+        return CommandResult(argv=list(argv), rc=1)
+
+    def stage(self, path: Path) -> str:
+        return str(path)
+
+
+def _deployment(sha: str) -> Deployment:
+    return Deployment(
+        policy="p",
+        version_id="v",
+        tunables={},
+        object_sha256=sha,
+        object="/run/schedcp/objects/p.bpf.o",
+        ops="p",
+        pin_dir="/sys/fs/bpf/schedcp/deployed/p",
+        deployed_at="2026-12-02T00:00:00+00:00",
+    )
+
+
+@pytest.mark.parametrize("record", [None, "other"])
+def test_a_stale_trip_does_nothing(tmp_path: Path, record: str | None) -> None:
+    """Judged on one deployment, acted on under the lock after a deploy replaced it (or an
+    operator rolled it back): the breaker must not roll back what it never judged."""
+    runner = _RecordOnly(None if record is None else _deployment(record).model_dump_json())
+    b = Breaker(runner, BOUNDS, tmp_path / "breaker.json", tmp_path / "objects")
+    trip = Trip(at=time.time(), kind="ejected", policy="p", object_sha256="judged", detail="x")
+    assert b.trip(trip) == []
+    assert [a[0] for a in runner.ran] == ["cat"], "nothing but the record was touched"
+    assert load_state(tmp_path / "breaker.json").trips == [], "a stale trip is not counted"

@@ -345,7 +345,12 @@ class Breaker:
 
     def trip(self, trip: Trip) -> list[str]:
         """Act on a trip: detach, restore the previous policy unless tripping too often, and
-        remember it. Returns what was done, in words."""
+        remember it. Returns what was done, in words; nothing when the trip is stale (called
+        under the deploy lock: a deploy that finished since the look replaced what it judged)."""
+        record = self._record()
+        if record is None or record.object_sha256 != trip.object_sha256:
+            self.watching = None
+            return []
         state = load_state(self.state_path)
         state.trips = [*recent_trips(state, self.bounds, trip.at), trip]
         steps = [f"breaker tripped ({trip.kind}): {trip.detail}"]

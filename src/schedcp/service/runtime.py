@@ -257,6 +257,23 @@ def history(ctx: Context, all_hosts: bool = False, limit: int = 50, where: Where
         return repo.deployment_history(host, limit)
 
 
+def _record_trip(ctx: Context, trip: breaker.Trip, steps: list[str], status: SchedulerStatus) -> DeploymentEvent:
+    event = DeploymentEvent(
+        kind="breaker",
+        host=status.host,
+        kernel=status.kernel,
+        policy=trip.policy,
+        object_sha256=trip.object_sha256,
+        reason=f"circuit breaker: {trip.kind}",
+        evidence=[*steps, f"after: {status.scheduler}"],
+    )
+    try:
+        return _record(ctx, event)
+    except SchedcpError as exc:  # acted, but the record failed: say so, keep going
+        ctx.report(f"the trip could not be recorded in the repository: {exc}")
+        return event
+
+
 class WatchRequest(BaseModel):
     bounds: BreakerBounds = Field(default_factory=BreakerBounds)
     duration_s: float | None = Field(None, gt=0, description="stop after this long; None: until stopped")
@@ -296,26 +313,16 @@ def watch(ctx: Context, request: WatchRequest) -> WatchResult:
                 looks += 1
                 if trip is not None:
                     ctx.report(f"tripped: {trip.kind}: {trip.detail}")
-                    seen.append(trip)
                     with runtime.deploy_lock(_lock_path(ctx, request.where)):
                         steps = b.trip(trip)
-                    status = runtime.read_status(runner, with_stats=False)
-                    event = DeploymentEvent(
-                        kind="breaker",
-                        host=status.host,
-                        kernel=status.kernel,
-                        policy=trip.policy,
-                        object_sha256=trip.object_sha256,
-                        reason=f"circuit breaker: {trip.kind}",
-                        evidence=[*steps, f"after: {status.scheduler}"],
-                    )
-                    try:
-                        trips.append(_record(ctx, event))
-                    except SchedcpError as exc:  # acted, but the record failed: say so, keep going
-                        ctx.report(f"the trip could not be recorded in the repository: {exc}")
-                        trips.append(event)
-                    for step in steps[1:]:
-                        ctx.report(step)
+                    if steps:
+                        seen.append(trip)
+                        status = runtime.read_status(runner, with_stats=False)
+                        trips.append(_record_trip(ctx, trip, steps, status))
+                        for step in steps[1:]:
+                            ctx.report(step)
+                    else:
+                        ctx.report("the trip is stale (a deploy replaced that policy since the look): nothing done")
             except SchedcpError as exc:
                 ctx.report(f"look failed, retrying: {str(exc).splitlines()[0]}")
             time.sleep(max(0.0, request.bounds.interval_s - (time.monotonic() - started)))
