@@ -107,7 +107,14 @@ s32 BPF_PROG(fifo_select_cpu, struct task_struct *p, s32 prev_cpu,
 		__sync_fetch_and_add(&nr_sync_handoffs, 1);
 		return self;
 	}
-	return schedcp_select_cpu_idle(p, prev_cpu, wake_flags, direct_idle,
+	/*
+	 * The kernel's choice counts the waker's CPU as idle for a synchronous
+	 * wakeup while some other CPU idles. Sent there, a pipe pair took turns
+	 * on one CPU for ever and a task that may run only there, queued in our
+	 * DSQ, never got it: straight to a CPU only while nobody waits.
+	 */
+	return schedcp_select_cpu_idle(p, prev_cpu, wake_flags,
+				       direct_idle && !scx_bpf_dsq_nr_queued(FIFO_DSQ),
 				       slice_ns, &nr_direct_dispatched);
 }
 
@@ -121,6 +128,16 @@ void BPF_PROG(fifo_enqueue, struct task_struct *p, u64 enq_flags)
 	 * kworker waited more than timeout_ms / 2 and the kernel ejected the
 	 * policy ("watchdog failed to check in"; found by `schedcp verify`).
 	 */
+	if (schedcp_is_percpu_kthread(p)) {
+		/*
+		 * A per-CPU kernel thread can run nowhere else, and a CPU reaches
+		 * the global DSQ only when its local one is empty: behind a pipe
+		 * pair handing its turn back and forth there, kworker/0:0 waited
+		 * 6.4 s and the kernel ejected the policy (`schedcp demo`).
+		 */
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, enq_flags);
+		return;
+	}
 	if (p->flags & SCHEDCP_PF_KTHREAD) {
 		scx_bpf_dsq_insert(p, SCX_DSQ_GLOBAL, slice_ns, enq_flags);
 		return;
