@@ -38,9 +38,10 @@ def merge(a: Shape, b: Shape) -> Shape:
 
 
 # Objects whose keys are data, not interface: a policy's tunables and stats, a workload's
-# metrics per sample, the rounds of an overhead measurement. Their keys are not compared.
+# metrics per sample, the rounds of an overhead measurement, an audited tool call's arguments.
+# Their keys are not compared.
 DATA_MAPS = frozenset(
-    {"tunables", "stats", "metrics", "policy_stats", "loaded_tunables", "exit_info", "untraced", "traced"}
+    {"tunables", "stats", "metrics", "policy_stats", "loaded_tunables", "exit_info", "untraced", "traced", "arguments"}
 )
 
 

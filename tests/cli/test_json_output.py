@@ -108,6 +108,17 @@ def test_build_and_sandbox_info_keep_their_json_keys(tmp_path: Path) -> None:
     assert_shape("sandbox-info", js("sandbox", "info", "--json"))
 
 
+def test_audit_keeps_its_json_keys(db: str) -> None:
+    from schedcp.service import Context
+    from schedcp.service.audit import AuditEntry, record_call
+
+    entry = AuditEntry(
+        client="agent", tool="deploy", arguments={"policy": "vtime"}, outcome="refused", error="no", duration_s=0.1
+    )
+    record_call(Context.create(db_url=db), entry)
+    assert_shape("audit", js("audit", "--json"))
+
+
 def test_the_shape_check_catches_a_renamed_or_missing_key() -> None:
     expected = json.loads(EXPECTED.read_text())["policy-remove"]
     assert differences(expected, shape({"removed": "x", "removed_at": None, "versions": 2})) == []

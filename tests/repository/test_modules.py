@@ -27,6 +27,7 @@ OWNERS = {
     "verification_reports": "results",
     "profiles": "profiles",
     "deployment_events": "deployments",
+    "audit_log": "audit",
 }
 # a table named in a statement that reads or writes rows (DDL names tables too, only in db.py's migrations)
 _DML = re.compile(r"\b(?:FROM|INTO|UPDATE|JOIN)\s+([a-z_]+)\b")

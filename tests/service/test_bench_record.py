@@ -11,6 +11,7 @@ from schedcp.bpf.policy import Policy, find_policy
 from schedcp.config import Settings
 from schedcp.models.bench import BenchResult, SchedulerChoice
 from schedcp.repository import open_repository
+from schedcp.repository.content import read_policy
 from schedcp.runner import HostRunner
 from schedcp.service import Context
 from schedcp.service.bench import record_result
@@ -24,7 +25,7 @@ def _settings(tmp_path: Path) -> Settings:
 
 def record_in_repository(result: BenchResult, policy: Policy, settings: Settings) -> str | None:
     """Into this test's own database (not the session's $SCHEDCP_DB, which other tests fill)."""
-    return record_result(Context(settings, db_url=settings.db_url), result, policy)
+    return record_result(Context(settings, db_url=settings.db_url), result, policy.name, read_policy(policy).id)
 
 
 def test_builtin_result_is_recorded_against_its_version(tmp_path: Path) -> None:

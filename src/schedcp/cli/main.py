@@ -15,11 +15,13 @@ import typer
 
 from schedcp import __version__
 from schedcp.cli.analyze import analyze_app
+from schedcp.cli.audit import audit
 from schedcp.cli.bench import bench_app, print_bench
 from schedcp.cli.common import JsonOpt, MemOpt, VcpuOpt, emit_json, handles_errors, out, session
 from schedcp.cli.policy import policy_app
 from schedcp.cli.runtime import deploy, history, restore, rollback, status, watch
 from schedcp.cli.sandbox import sandbox_app
+from schedcp.cli.serve import serve
 from schedcp.cli.verify import verify
 
 app = typer.Typer(
@@ -38,6 +40,8 @@ app.command("rollback")(rollback)
 app.command("history")(history)
 app.command("watch")(watch)
 app.command("restore")(restore)
+app.command("audit")(audit)
+app.command("serve")(serve)
 
 
 @app.callback()

@@ -12,7 +12,8 @@ ts_rank_cd() on PostgreSQL); its statements live with its tables in `search.py`.
 
 This module owns no table's data: it creates every table (the migrations are one ordered list,
 so they stay here), and each table's rows are read and written by one module only (the module
-map in docs/repository.md): `versions.py`, `search.py`, `results.py`, `profiles.py`.
+map in docs/repository.md): `versions.py`, `search.py`, `results.py`, `profiles.py`,
+`deployments.py`, `audit.py`.
 
 Migrations are numbered and recorded in `schema_migrations`; all pending ones are applied in
 one transaction, under a lock, so two processes opening a new database at once cannot both
@@ -298,6 +299,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE deployment_events DROP CONSTRAINT deployment_events_kind_check",
             "ALTER TABLE deployment_events ADD CONSTRAINT deployment_events_kind_check "
             "CHECK (kind IN ('deploy', 'rollback', 'refused', 'failed', 'breaker', 'restore'))",
+        ),
+    ),
+    Migration(
+        5,
+        "the audit log: one record per MCP tool call",
+        common=(
+            # `arguments` is the call's arguments as JSON, with any policy source replaced by its
+            # sha256 by the MCP layer before it gets here: the log says what was asked, not the code.
+            """CREATE TABLE audit_log (
+                id {pk},
+                created_at TEXT NOT NULL,
+                client TEXT NOT NULL,
+                tool TEXT NOT NULL,
+                arguments TEXT NOT NULL,
+                outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'error', 'refused', 'cancelled')),
+                error TEXT,
+                duration_s {real} NOT NULL
+            )""",
+            "CREATE INDEX audit_log_client ON audit_log(client, id)",
+            "CREATE INDEX audit_log_tool ON audit_log(tool, id)",
         ),
     ),
 )

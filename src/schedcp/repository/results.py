@@ -218,6 +218,14 @@ def verifications(tx: Tx, version: str) -> list[VerificationRecord]:
     return _verifications(tx, "version_id = ?", (versions.find(tx, version).id,))
 
 
+def verification(tx: Tx, record_id: int) -> VerificationRecord:
+    """One stored report by its id (what `get_policy` lists and `report://ID` names)."""
+    found = _verifications(tx, "id = ?", (record_id,))
+    if not found:
+        raise RepositoryError(f"no verification report with id {record_id}")
+    return found[0]
+
+
 def _verifications(tx: Tx, where: str, params: Sequence[Any]) -> list[VerificationRecord]:
     rows = tx.execute(f"SELECT * FROM verification_reports WHERE {where} ORDER BY id DESC", params)
     owners = versions.describe(tx, (r["version_id"] for r in rows))

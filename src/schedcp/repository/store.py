@@ -3,7 +3,8 @@
 It owns no table. Each table belongs to one module, which alone runs SQL on it
 (docs/repository.md has the map): `versions` (policies, versions, events, the built-in library),
 `search` (the full-text index; the ranking rules are in `ranking`), `results` (benchmark results
-and verification reports, `best_for`), `profiles` (workload profiles). This class opens the
+and verification reports, `best_for`), `profiles` (workload profiles), `deployments` (every
+change of a host's scheduler), `audit` (the MCP server's log of tool calls). This class opens the
 transaction (every write is one: on any error nothing is written), calls the modules inside it,
 and imports the built-in policy library before the first policy operation. Archives are
 `archive.py`'s business: it serializes what `snapshot` reads and `restore` writes.
@@ -21,10 +22,11 @@ from pydantic import BaseModel
 from schedcp.bpf.policy import Policy, builtin_dir
 from schedcp.config import Settings, load_settings
 from schedcp.errors import DuplicatePolicy, NotVerified, PolicyError, RepositoryError
+from schedcp.models.audit import AuditEntry, AuditOutcome
 from schedcp.models.bench import BenchResult
 from schedcp.models.deployment import DeploymentEvent
 from schedcp.models.profile import WorkloadProfile
-from schedcp.repository import archive, deployments, profiles, results, search, versions
+from schedcp.repository import archive, audit, deployments, profiles, results, search, versions
 from schedcp.repository.content import META, PolicyContent, read_policy
 from schedcp.repository.db import Database, open_database
 from schedcp.repository.models import (
@@ -34,6 +36,7 @@ from schedcp.repository.models import (
     BestEntry,
     ExportReport,
     ImportReport,
+    PolicyEvent,
     PolicyHistory,
     PolicyRecord,
     PolicyVersion,
@@ -237,6 +240,16 @@ class PolicyRepository:
         with self.db.transaction(write=False) as tx:
             return results.verifications(tx, version)
 
+    def verification(self, record_id: int) -> VerificationRecord:
+        with self.db.transaction(write=False) as tx:
+            return results.verification(tx, record_id)
+
+    def add_note(self, ref: str, kind: str, detail: str) -> PolicyEvent:
+        """A note or an outside measurement in a version's policy history (versions.add_note)."""
+        self._ensure_builtins()
+        with self.db.transaction() as tx:
+            return versions.add_note(tx, ref, kind, detail)
+
     def passing_verification(self, version: str, tunables: Mapping[str, Any]) -> VerificationRecord | None:
         """The newest passing report for this version with exactly these tunables (every value,
         defaults included, as the verifier records them), or None."""
@@ -346,6 +359,24 @@ class PolicyRepository:
         """The full id for a profile id or unique prefix; RepositoryError if none or several match."""
         with self.db.transaction(write=False) as tx:
             return profiles.resolve_profile_id(tx, ref)
+
+    # -- the audit log (no built-in import: every MCP tool call writes one) ---------------------
+
+    def record_audit(self, entry: AuditEntry) -> AuditEntry:
+        """Keep one MCP tool call, whatever its outcome; returns it with its id and time."""
+        with self.db.transaction() as tx:
+            return audit.record(tx, entry)
+
+    def audit_log(
+        self,
+        limit: int = 50,
+        client: str | None = None,
+        tool: str | None = None,
+        outcome: AuditOutcome | None = None,
+    ) -> list[AuditEntry]:
+        """Newest first: every recorded call, or those of one client, tool and/or outcome."""
+        with self.db.transaction(write=False) as tx:
+            return audit.entries(tx, limit, client, tool, outcome)
 
 
 def open_repository(

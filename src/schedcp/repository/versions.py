@@ -779,3 +779,13 @@ def _is_ancestor(tx: Tx, ancestor: str | None, version: str, parents: Mapping[st
             row = tx.one("SELECT parent_id FROM policy_versions WHERE id = ?", (current,))
             current = row["parent_id"] if row else None
     return False
+
+
+def add_note(tx: Tx, ref: str, kind: str, detail: str) -> PolicyEvent:
+    """Attach a note or an outside measurement to a version: an event in its policy's history,
+    where the next planner reads it with the rest (`policy history`, `get_policy`)."""
+    v = resolve(tx, ref)
+    rows = tx.execute("SELECT id FROM policies WHERE name = ?", (v.spec.name,))
+    at = now()
+    _event(tx, int(rows[0]["id"]), v.id, kind, detail, at=at)
+    return PolicyEvent(kind=kind, version=v.id, detail=detail, created_at=at)

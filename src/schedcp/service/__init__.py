@@ -13,18 +13,24 @@ that serialize to exactly what `schedcp ... --json` prints:
               profiles, measure_overhead, check_workloads
     verify    verify, require_verified, latest_report      the execution verifier and its gate
     runtime   deploy, status, rollback, history            a verified policy as a host's scheduler
+    audit     record_call, audit_log                       the log of MCP tool calls
 
 Interfaces import this package and nothing below it (an import-linter contract in CI checks
 it), so the names a caller needs to type its own code are re-exported here.
 """
 
-from schedcp.errors import Cancelled, PolicyEjected, SchedcpError
+from schedcp.analysis.diff import ProfileDiff
+from schedcp.config import Settings
+from schedcp.errors import Cancelled, DeployRefused, NotVerified, PolicyEjected, SchedcpError
 from schedcp.models import BootInfo, CommandResult
 from schedcp.models.bench import BenchResult
+from schedcp.models.deployment import SchedulerStatus
 from schedcp.models.profile import Target, WorkloadProfile
 from schedcp.models.progress import Progress, ProgressFn
 from schedcp.models.vocabulary import SIZES, WORKLOAD_CLASSES, Size, TunableValue, WorkloadClass
 from schedcp.repository import WorkloadQuery
+from schedcp.repository.models import PolicyEvent
+from schedcp.runner import CommandRunner
 from schedcp.runtime.session import PolicyRunReport
 from schedcp.service.context import Context
 
@@ -35,12 +41,19 @@ __all__ = [
     "BootInfo",
     "Cancelled",
     "CommandResult",
+    "CommandRunner",
     "Context",
+    "DeployRefused",
+    "NotVerified",
     "PolicyEjected",
+    "PolicyEvent",
     "PolicyRunReport",
+    "ProfileDiff",
     "Progress",
     "ProgressFn",
     "SchedcpError",
+    "SchedulerStatus",
+    "Settings",
     "Size",
     "Target",
     "TunableValue",

@@ -12,14 +12,13 @@ import logging
 import tempfile
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from schedcp.bench.harness import run_ab
 from schedcp.bench.registry import all_workloads, get_workload
 from schedcp.bench.report import default_name, save_json, summary_markdown
 from schedcp.bench.report import plot as draw
 from schedcp.bpf.build import BuiltPolicy
-from schedcp.bpf.policy import Policy
 from schedcp.errors import SchedcpError, VersionNotFound
 from schedcp.fsutil import atomic_write
 from schedcp.models.bench import DEFAULT, BenchResult, WorkloadInfo
@@ -53,8 +52,12 @@ class BenchRunRequest(BaseModel):
 
 
 class BenchRunResult(BaseModel):
+    # "json" both ways: `--json` prints it under that name, and an MCP client validates the
+    # structured result against the schema, which must name the key the same way.
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
+
     result: BenchResult
-    json_path: Path = Field(serialization_alias="json")
+    json_path: Path = Field(alias="json", description="the result JSON")
     plot: Path | None = None
     recorded_version: str | None = Field(None, description="the repository version the result was recorded against")
 
@@ -67,6 +70,8 @@ def run_benchmark(ctx: Context, request: BenchRunRequest) -> BenchRunResult:
         out = Path(tmp)
         base = _build(ctx, request.baseline, {}, out / "baseline")
         cand = build(ctx, request.policy, request.tunables, out / "candidate") if request.policy else None
+        # The version that runs, read now: a stored version's checkout is gone after this block.
+        version = read_policy(cand.policy).id if cand is not None else None
         with ctx.runner("sandbox") as vm:
             result = run_ab(
                 vm,
@@ -83,7 +88,7 @@ def run_benchmark(ctx: Context, request: BenchRunRequest) -> BenchRunResult:
     json_path = request.output or ctx.settings.results_dir / f"{default_name(result)}.json"
     save_json(result, json_path)
     png = draw(result, json_path.with_suffix(".png")) if request.plot else None
-    recorded = record_result(ctx, result, cand.policy) if cand is not None else None
+    recorded = record_result(ctx, result, cand.policy.name, version) if cand is not None and version else None
     return BenchRunResult(result=result, json_path=json_path, plot=png, recorded_version=recorded)
 
 
@@ -110,6 +115,7 @@ def run_suite(ctx: Context, request: SuiteRequest) -> SuiteResult:
     results: list[BenchResult] = []
     with tempfile.TemporaryDirectory(prefix="schedcp-bench-") as tmp:
         cand = build(ctx, request.policy, request.tunables, Path(tmp))
+        version = read_policy(cand.policy).id  # before a stored version's checkout is removed
         with ctx.runner("sandbox") as vm:
             for i, workload in enumerate(chosen, 1):
                 size = request.size if request.size in workload.info.sizes else workload.info.default_size
@@ -134,7 +140,7 @@ def run_suite(ctx: Context, request: SuiteRequest) -> SuiteResult:
         draw(result, folder / f"{result.workload.name}.png")
     summary = summary_markdown(results)
     atomic_write(folder / "summary.md", summary.encode())
-    recorded = [record_result(ctx, r, cand.policy) for r in results]
+    recorded = [record_result(ctx, r, cand.policy.name, version) for r in results]
     return SuiteResult(folder=folder, results=results, recorded_versions=recorded, summary=summary)
 
 
@@ -142,21 +148,18 @@ def _build(ctx: Context, name: str, tunables: dict[str, TunableValue], out: Path
     return None if name == DEFAULT else build(ctx, name, tunables, out)
 
 
-def record_result(ctx: Context, result: BenchResult, policy: Policy) -> str | None:
+def record_result(ctx: Context, result: BenchResult, name: str, version: str) -> str | None:
     """Record a result against the exact repository version that ran (see the module docstring).
 
     Returns the version id, or None when nothing was recorded.
     """
     if result.baseline.name != DEFAULT or result.candidate is None:
         return None
-    version = read_policy(policy).id
     with ctx.repository() as repo:
         try:
             repo.version(version)
         except VersionNotFound:
-            log.info(
-                "%s@%s is not in the repository; `schedcp policy add` it to keep its results", policy.name, version[:12]
-            )
+            log.info("%s@%s is not in the repository; `schedcp policy add` it to keep its results", name, version[:12])
             return None
         repo.record_benchmark(version, result.workload.name, result)
     return version

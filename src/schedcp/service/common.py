@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from schedcp.bpf.build import BuiltPolicy, build_policy
-from schedcp.bpf.policy import find_policy
-from schedcp.errors import SchedcpError
+from schedcp.bpf.policy import Policy, find_policy
+from schedcp.errors import PolicyNotFound, SchedcpError
 from schedcp.models.vocabulary import TunableValue
 from schedcp.sandbox import find_kernel
 from schedcp.service.context import Context
@@ -43,12 +43,28 @@ def guest_folders(shares: Sequence[Path], workdir: Path | None) -> tuple[list[Pa
     return [*folders, cwd], cwd
 
 
+def resolve_policy(ctx: Context, ref: str, scratch: Path) -> Policy:
+    """A built-in name or a folder as they are; anything else (a policy an agent created,
+    NAME@VERSION, a version id) is checked out of the repository into `scratch`."""
+    try:
+        return find_policy(ref)
+    except PolicyNotFound:
+        if "/" in ref:
+            raise
+    with ctx.repository() as repo:
+        try:
+            version = repo.resolve(ref)
+        except SchedcpError as exc:
+            raise PolicyNotFound(f"no built-in policy, folder or stored version {ref!r}: {exc}") from exc
+        return find_policy(str(repo.checkout(version.id, scratch)))
+
+
 def build(ctx: Context, policy: str, tunables: Tunables, out_dir: Path) -> BuiltPolicy:
     """Compile a policy (a built-in name or a folder) with tunables into `out_dir`.
 
     Values may be text (`5ms`, `true`: parsed by the tunable's type and unit) or already typed.
     """
-    found = find_policy(policy)
+    found = resolve_policy(ctx, policy, out_dir / "checkout")
     text = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in tunables.items()}
     values = found.resolve_tunables(text)  # a bad value fails here, before anything is looked up or built
     kernel = find_kernel(ctx.settings.kernels_dir, ctx.settings.sandbox.kernel)

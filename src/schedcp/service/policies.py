@@ -8,12 +8,15 @@ storing it, so a policy can be inspected before it is added.
 
 from __future__ import annotations
 
+import json
+import tempfile
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
 from schedcp.bpf.policy import PolicySpec, find_policy
+from schedcp.errors import PolicyError
 from schedcp.models.verification import VerificationReport
 from schedcp.models.vocabulary import TunableValue
 from schedcp.repository import (
@@ -24,8 +27,8 @@ from schedcp.repository import (
     SearchHit,
     WorkloadQuery,
 )
-from schedcp.repository.content import read_policy
-from schedcp.repository.models import ExportReport, ImportReport, VerificationSummary
+from schedcp.repository.content import content_from_texts, read_policy, sha256_hex
+from schedcp.repository.models import ExportReport, ImportReport, PolicyEvent, VerificationSummary
 from schedcp.service.common import build
 from schedcp.service.context import Context
 
@@ -141,6 +144,19 @@ def show_policy(ctx: Context, ref: str, include_source: bool = False, extract_to
     )
 
 
+class PolicyOverview(PolicyDetail):
+    """One version in full, with its policy's history: every version and every event (notes,
+    measurements, removals), what an agent reads before it configures or patches a policy."""
+
+    history: PolicyHistory | None = Field(None, description="every version and event; None for a folder")
+
+
+def overview(ctx: Context, ref: str, include_source: bool = True) -> PolicyOverview:
+    detail = show_policy(ctx, ref, include_source=include_source)
+    history = None if is_folder(ref) else policy_history(ctx, detail.name)
+    return PolicyOverview(**detail.model_dump(), history=history)
+
+
 # -- search, history, best -----------------------------------------------------------------------
 
 
@@ -242,3 +258,72 @@ def build_policy(
     """Compile a policy (built-in name or folder) with its tunables into a loadable object; no VM."""
     built = build(ctx, policy, tunables or {}, output)
     return BuildResult(policy=built.name, object=str(built.obj), sha256=built.sha256, tunables=built.tunables)
+
+
+# -- policies from text (agents), notes and outside measurements -------------------------------
+
+# A sched_ext policy is a few hundred lines; 256 KiB is far beyond any real one and keeps an
+# agent's runaway output out of the database and the compiler.
+MAX_SOURCE_BYTES = 256 * 1024
+
+
+class CreateRequest(BaseModel):
+    """A new policy, or a new version of one, from its texts: what an agent writes."""
+
+    name: str = Field(description="lower-case letters, digits and _ (max 31); the policy.toml's name")
+    source: str = Field(description="the BPF C source (NAME.bpf.c)")
+    policy_toml: str = Field(description="the metadata: name, version, summary, classes, tunables with ranges")
+    readme: str = Field("", description="README.md: what the policy is for and why it works")
+    headers: dict[str, str] = Field(default_factory=dict, description="extra local headers, file name -> text")
+    parent: str | None = Field(
+        None, description="for a new version of an existing policy: 'head', a version id prefix or NAME@VERSION"
+    )
+
+
+class CreateResult(BaseModel):
+    added: AddResult
+    object_sha256: str = Field(description="the compiled object's hash with default tunables: it compiles")
+    source_sha256: str
+
+
+def create_policy(ctx: Context, request: CreateRequest) -> CreateResult:
+    """Validate the texts as a folder on disk would be, compile them (clang, no VM), then store
+    them as a version by the agent. Nothing is loaded: `verify` is the next step."""
+    size = len(request.source.encode()) + sum(len(t.encode()) for t in request.headers.values())
+    if size > MAX_SOURCE_BYTES:
+        raise PolicyError(f"the source is {size} bytes; at most {MAX_SOURCE_BYTES} (a policy is a few hundred lines)")
+    content = content_from_texts(
+        request.name, request.source, request.policy_toml, request.readme, request.headers, origin="agent"
+    )
+    ctx.report(f"compiling {request.name} with clang")
+    with tempfile.TemporaryDirectory(prefix="schedcp-create-") as tmp:
+        folder = content.write(Path(tmp) / "src")
+        built = build(ctx, str(folder), {}, Path(tmp) / "out")
+    with ctx.repository() as repo:
+        added = repo.add_policy(content, author="agent", parent=request.parent)
+    return CreateResult(added=added, object_sha256=built.sha256, source_sha256=sha256_hex(request.source.encode()))
+
+
+class NoteRequest(BaseModel):
+    """A note or a measurement made outside the benchmark harness, attached to a version."""
+
+    policy: str = Field(description="NAME, NAME@VERSION or a version id prefix")
+    workload: str | None = Field(None, description="what it was measured on or is about (a name or a few words)")
+    note: str = Field("", max_length=4000, description="what was seen, what failed and why, what to try next")
+    metric: str | None = Field(None, max_length=64, description="a measured metric's name, e.g. p99_ms")
+    value: float | None = Field(None, description="the candidate's reading")
+    baseline: float | None = Field(None, description="the default scheduler's reading, same run")
+    unit: str = Field("", max_length=16)
+    better: Literal["higher", "lower"] | None = Field(None, description="which way the metric improves")
+
+
+def record_note(ctx: Context, request: NoteRequest) -> PolicyEvent:
+    """Stored as an event in the policy's history (kind `note`, or `measurement` with a value)."""
+    if not request.note and request.value is None:
+        raise PolicyError("record a note, a measurement (metric and value), or both")
+    if request.value is not None and not request.metric:
+        raise PolicyError("a measured value needs the metric's name")
+    kind = "measurement" if request.value is not None else "note"
+    detail = json.dumps(request.model_dump(exclude={"policy"}, exclude_none=True), sort_keys=True)
+    with ctx.repository() as repo:
+        return repo.add_note(request.policy, kind, detail)

@@ -18,8 +18,9 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from schedcp.bpf.policy import Policy, find_policy
+from schedcp.bpf.toolchain import include_dir
 from schedcp.errors import SchedcpError, VersionNotFound
-from schedcp.models.verification import Stage, VerificationReport
+from schedcp.models.verification import STAGES, Stage, VerificationReport
 from schedcp.models.vocabulary import TunableValue
 from schedcp.repository.content import read_policy
 from schedcp.repository.models import VerificationRecord
@@ -27,6 +28,7 @@ from schedcp.runner import CommandRunner
 from schedcp.sandbox.kernel import find_kernel
 from schedcp.service.context import Context
 from schedcp.service.policies import is_folder
+from schedcp.verify import lint
 from schedcp.verify.dynamic import DEFAULT_BOUNDS, Bounds
 from schedcp.verify.performance import DEFAULT_TOLERANCE
 from schedcp.verify.verifier import VerifyOptions, verify_object, verify_policy
@@ -142,7 +144,52 @@ def require_verified(ctx: Context, version: str, tunables: dict[str, TunableValu
         return repo.require_verified(version, tunables)
 
 
+def get_record(ctx: Context, record_id: int) -> VerificationRecord:
+    """A stored report by its id, with the version and policy it belongs to."""
+    with ctx.repository() as repo:
+        return repo.verification(record_id)
+
+
 def latest_report(ctx: Context, version: str) -> VerificationReport | None:
     with ctx.repository() as repo:
         records = repo.verifications(version)
     return VerificationReport.model_validate(records[0].report) if records else None
+
+
+# -- what an author needs to pass --------------------------------------------------------------
+
+EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "verify" / "example"
+
+
+class LintRuleInfo(BaseModel):
+    id: str
+    title: str
+    rationale: str
+
+
+class AuthoringGuide(BaseModel):
+    """Everything a policy author (a person or an LLM) needs to write a policy that passes the
+    verifier's static stages the first time, taken from the verifier itself so it never drifts."""
+
+    stages: list[str] = Field(description="the verifier's stages, in order; it stops at the first failure")
+    lint_rules: list[LintRuleInfo]
+    allowed_kfuncs: list[str] = Field(description="sched_ext and BPF kfuncs a policy may call")
+    allowed_helpers: list[str] = Field(description="BPF helpers a policy may call")
+    headers: dict[str, str] = Field(description="our headers: file name -> text (include them, declare nothing)")
+    example_source: str = Field(description="a minimal policy that passes every stage")
+    example_policy_toml: str
+    timeout_ms_range: tuple[int, int] = Field(description="the ops timeout_ms the lint accepts")
+
+
+def authoring_guide() -> AuthoringGuide:
+    """The lint's rules and allow-lists, our headers and a minimal passing example."""
+    return AuthoringGuide(
+        stages=list(STAGES),
+        lint_rules=[LintRuleInfo(id=r.id, title=r.title, rationale=r.rationale) for r in lint.RULES.values()],
+        allowed_kfuncs=sorted(lint.ALLOWED_KFUNCS),
+        allowed_helpers=sorted(str(h) for h in lint.ALLOWED_HELPERS),
+        headers={p.name: p.read_text() for p in sorted(include_dir().glob("*.h"))},
+        example_source=(EXAMPLE_DIR / "minimal.bpf.c").read_text(),
+        example_policy_toml=(EXAMPLE_DIR / "policy.toml").read_text(),
+        timeout_ms_range=(lint.MIN_TIMEOUT_MS, lint.MAX_TIMEOUT_MS),
+    )

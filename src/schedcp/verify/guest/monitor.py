@@ -377,7 +377,7 @@ class Monitor:
             if self.attached_at is None:
                 return False  # the attach_wait bound in check() ends a policy never enabled
             start = self.attached_at
-        return time.monotonic() - start >= self.args.duration
+        return bool(time.monotonic() - start >= self.args.duration)
 
     def write(self, name: str, data: dict[str, Any]) -> None:
         tmp = os.path.join(self.dir, f".{name}.tmp")
