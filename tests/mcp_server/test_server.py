@@ -328,3 +328,24 @@ def test_one_vm_job_at_a_time_the_next_waits_then_is_refused() -> None:
     assert seen == ["first done"]
     with shared.lease(Context(), "verify for agent-b") as vm:  # free again: the next one gets it
         assert vm is shared.lent
+
+
+def test_calls_refused_before_any_tool_ran_are_audited_too() -> None:
+    async def body(client: Client) -> list[CallToolResult]:
+        return [
+            await client.call_tool("list_profiles", {"limit": 0}),
+            await client.call_tool("no_such_tool", {"x": 1}),
+            await client.call_tool("list_policies", {}),
+        ]
+
+    schema, unknown, fine = with_client()(body)
+    assert schema.is_error
+    assert unknown.is_error
+    assert not fine.is_error
+    entries = {e.tool: e for e in audit_log(Context(), client="pytest").entries}
+    assert entries["list_profiles"].outcome == "refused"
+    assert "limit" in (entries["list_profiles"].error or "")
+    assert entries["list_profiles"].arguments == {"limit": 0}
+    assert entries["no_such_tool"].outcome == "refused"
+    assert entries["list_policies"].outcome == "ok"
+    assert len(audit_log(Context(), client="pytest", tool="list_policies").entries) == 1, "audited once"

@@ -9,6 +9,7 @@ audit record of every call.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import inspect
 import json
@@ -20,13 +21,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
-from mcp.server import MCPServer
+from mcp.server import MCPServer, ServerRequestContext
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.settings import AuthSettings
+from mcp.server.context import CallNext, HandlerResult
 from mcp.server.mcpserver import Context as MCPContext
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from schedcp import __version__
 from schedcp.mcp import prompts
@@ -152,6 +154,55 @@ def _message(exc: BaseException) -> str:
     return str(exc)
 
 
+# Set per tools/call by AuditRefusals; the tool's own wrapper (Tools.call) marks it, so the
+# middleware knows whether the call reached a tool at all. A dict, mutated, so the mark is seen
+# whatever task or context copy the SDK runs the handler in.
+_CALL: contextvars.ContextVar[dict[str, bool] | None] = contextvars.ContextVar("schedcp_mcp_call", default=None)
+
+
+class AuditRefusals:
+    """Server middleware: a tools/call the SDK refused before any tool ran (an unknown tool,
+    arguments that fail the schema) is audited too, as `refused` with the message the client got."""
+
+    def __init__(self, tools: Tools) -> None:
+        self.tools = tools
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.method != "tools/call" or ctx.request_id is None:
+            return await call_next(ctx)
+        mark: dict[str, bool] = {}
+        token = _CALL.set(mark)
+        t0 = time.monotonic()
+        error: str | None = None
+        try:
+            result = await call_next(ctx)
+        except Exception as exc:
+            error = str(exc) or type(exc).__name__
+            raise
+        finally:
+            _CALL.reset(token)
+        if not mark.get("entered"):
+            error = error or _result_text(result) or "refused before the tool ran"
+            params = dict(ctx.params or {})
+            args = params.get("arguments")
+            entry = audit_svc.AuditEntry(
+                client=self.tools.client(None),
+                tool=str(params.get("name", "?"))[:100],
+                arguments=audit_arguments(args if isinstance(args, dict) else {}),
+                outcome="refused",
+                error=error[:2000],
+                duration_s=round(time.monotonic() - t0, 3),
+            )
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.tools.audit, entry)
+        return result
+
+
+def _result_text(result: HandlerResult) -> str:
+    data = result.model_dump() if isinstance(result, BaseModel) else result or {}
+    return " ".join(str(c.get("text", "")) for c in data.get("content", []) if isinstance(c, dict)).strip()
+
+
 class Tools:
     """The state every tool shares: the job runner, the config, and the audit log."""
 
@@ -181,6 +232,9 @@ class Tools:
         vm: bool = False,
     ) -> T:
         """Run one service call for a tool: progress, cancellation, errors as ToolError, audit."""
+        mark = _CALL.get()
+        if mark is not None:
+            mark["entered"] = True
         client = self.client(mctx)
         t0 = time.monotonic()
         outcome: Literal["ok", "error", "refused", "cancelled"] = "ok"
@@ -214,9 +268,9 @@ class Tools:
                 duration_s=round(time.monotonic() - t0, 3),
             )
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self._audit, entry)
+                await anyio.to_thread.run_sync(self.audit, entry)
 
-    def _audit(self, entry: audit_svc.AuditEntry) -> None:
+    def audit(self, entry: audit_svc.AuditEntry) -> None:
         try:
             audit_svc.record_call(Context(self.config.settings, self.config.db_url), entry)
         except Exception:  # the audit must never turn a result into a failure; it is logged
@@ -259,6 +313,7 @@ def build_server(config: ServeConfig) -> MCPServer[Any]:
         instructions=prompts.INSTRUCTIONS,
         token_verifier=verifier,
         auth=auth,
+        middleware=[AuditRefusals(tools)],
     )
     permitted = allowed(config.profile)
 
