@@ -93,3 +93,16 @@ def test_a_lost_shared_vm_is_replaced_for_the_next_test(shared_vm: Any) -> None:
     assert second.ping()
     assert second.run(["true"]).rc == 0
     assert shared_vm.reboots >= 1
+
+
+def test_loopback_is_up_for_servers(vm: Sandbox) -> None:
+    """A server under test listens on 127.0.0.1 and a client in the guest reaches it."""
+    script = (
+        "import socket\n"
+        "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1)\n"
+        "c = socket.create_connection(s.getsockname(), timeout=5); a, _ = s.accept()\n"
+        "c.sendall(b'ping'); print(a.recv(4).decode())\n"
+    )
+    res = vm.run(["python3", "-c", script], timeout=60)
+    assert res.rc == 0, res.stderr
+    assert res.stdout.strip() == "ping"

@@ -55,7 +55,8 @@ class Bounds(BaseModel):
     stall_s: float = Field(3.0, description="no probe of any class ran for this long: a stall")
     freeze_s: float = Field(
         2.0,
-        description="the real-time monitor itself did not run for this long: the whole guest was stopped "
+        description="the real-time monitor itself, or a CPU's real-time heartbeat, did not run for this long: "
+        "the guest or one of its CPUs was stopped "
         "(the host did not schedule the emulator), so the run says nothing about the policy and is repeated. "
         "Below stall_s, so a frozen guest is never judged a stall",
     )
@@ -341,6 +342,10 @@ def judge(run: DynamicRun, bounds: Bounds = DEFAULT_BOUNDS) -> tuple[list[str], 
     evidence.append(f"heartbeat through the control channel: longest poll {run.heartbeat_max_s:.2f} s")
     if "max_pause_s" in status:
         evidence.append(f"the real-time monitor's longest pause: {status['max_pause_s']:.2f} s")
+    beats = status.get("cpu_heartbeat_late_s") or {}
+    if beats:
+        late = ", ".join(f"CPU {cpu} {gap:.2f} s" for cpu, gap in beats.items())
+        evidence.append(f"each CPU's real-time heartbeat, latest wakeup: {late}")
     if run.heartbeat_max_s > bounds.heartbeat_s:
         findings.append(
             Finding(
@@ -429,8 +434,9 @@ def dynamic_stage(
             pause = frozen_for(run)
             if pause is None:
                 break
+            detail = (run.status.get("verdict") or {}).get("detail") or "its real-time monitor did not run"
             void.append(
-                f"run {attempt} void: the guest stopped for {pause:.1f} s (its real-time monitor did not run), "
+                f"run {attempt} void: the guest stopped for {pause:.1f} s ({detail}), "
                 "so the kernel's watchdogs and the probes would have blamed the policy for the host"
             )
             progress(void[-1] + ("; running it again" if attempt < FROZEN_ATTEMPTS else ""))

@@ -56,6 +56,9 @@ for share in $SCHEDCP_SHARES; do
 done
 
 hostname schedcp-sandbox
+# Loopback up: servers under test (redis, our own) listen on 127.0.0.1. The guest has no other
+# network; without this every TCP workload failed with "Network is unreachable".
+ip link set lo up 2>/dev/null || echo "schedcp-init: warning: could not bring up lo" > /dev/console
 # The agent comes with the initramfs (which switch_root discards), so keep it on the new /run.
 cp /agent.py /newroot/run/schedcp-agent.py || fail "cannot copy the agent"
 exec switch_root /newroot $SCHEDCP_PYTHON -I -S /run/schedcp-agent.py --port "$SCHEDCP_PORT"

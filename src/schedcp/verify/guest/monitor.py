@@ -66,6 +66,13 @@ PROBES: tuple[tuple[int, str, str, int, str, bool], ...] = (
 )
 
 
+# Per CPU, a real-time task pinned there that wakes every BEAT_US: no sched_ext policy can delay
+# it, so when it is late the CPU itself did not run (the emulator's vCPU thread was not
+# scheduled on the host). The monitor's own pauses show only its CPU; these show each one.
+BEAT_SLOT0 = 16
+BEAT_US = 50_000
+
+
 def read_slots(path: str) -> list[dict[str, Any]]:
     with open(path, "rb") as f:
         data = f.read(FILE_SLOTS * SLOT.size)
@@ -120,6 +127,7 @@ class Monitor:
         self.verdict: dict[str, Any] | None = None
         self.live_gap_s: dict[str, float] = {}
         self.max_pause_s = 0.0  # the monitor's own longest pause beyond its check interval
+        self.beat_gap_s: dict[int, float] = {}  # per CPU: its heartbeat's latest wakeup
         self.switches = 0
         self.t0 = time.monotonic()
         self.attached_at: float | None = None  # when the policy was first seen enabled
@@ -151,6 +159,12 @@ class Monitor:
             if pinned:
                 argv += ["-c", "0"]
             self.spawn(argv, self.probes_cg)
+        for cpu in self.beat_cpus():
+            beat = str(BEAT_SLOT0 + cpu)
+            self.spawn(
+                [self.args.probe, "sleep", self.shm, beat, "-p", "fifo", "-c", str(cpu), "-i", str(BEAT_US)],
+                self.probes_cg,
+            )
         # Outlives the run, however long the attach takes; cgroup.kill ends it.
         duration = str(int(self.args.duration + (self.args.attach_wait if self.args.ops else 0)) + 5)
         hogs = str(4 * self.args.vcpus)
@@ -195,6 +209,9 @@ class Monitor:
         self.spawn(
             ["taskset", "-c", "0", "stress-ng", "--quiet", "--timeout", f"{duration}s", "--cpu", "1"], self.stress_cg
         )
+
+    def beat_cpus(self) -> range:
+        return range(min(self.args.vcpus, FILE_SLOTS - BEAT_SLOT0))
 
     # -- watching --
 
@@ -314,13 +331,25 @@ class Monitor:
         gaps: dict[str, float] = {}
         for slot, name, _kind, _nice, _policy, _pinned in PROBES:
             s = slots[slot]
-            if not s["started_ns"]:
+            if not s["started_ns"] or not s["last_ns"]:
                 continue  # not yet running: a probe never started is caught by its own bound
             gap = max(0, now_ns - s["last_ns"]) / 1e9
             gaps[name] = gap
             self.live_gap_s[name] = max(self.live_gap_s.get(name, 0.0), gap)
+        for cpu in self.beat_cpus():
+            beat = slots[BEAT_SLOT0 + cpu]
+            if beat["started_ns"] and beat["last_ns"]:
+                late = max(max(0, now_ns - beat["last_ns"]) - BEAT_US * 1000, beat["max_late_ns"]) / 1e9
+                self.beat_gap_s[cpu] = max(self.beat_gap_s.get(cpu, 0.0), late)
         elapsed = time.monotonic() - self.t0
         if elapsed < b["warmup_s"]:
+            return
+        stopped = {cpu: gap for cpu, gap in self.beat_gap_s.items() if gap > b["freeze_s"]}
+        if stopped:
+            cpu, gap = max(stopped.items(), key=lambda kv: kv[1])
+            # As for the monitor's own pause (run()): the host, not the policy, stopped a CPU.
+            self.stop_policy("frozen", f"CPU {cpu} did not run for {gap:.1f} s (its real-time heartbeat was late)")
+            self.max_pause_s = max(self.max_pause_s, gap)
             return
         spinners = [g for n, g in gaps.items() if n not in ("idle",)]
         if spinners and min(spinners) > b["stall_s"]:
@@ -365,6 +394,7 @@ class Monitor:
             "probes": probes,
             "class_switches": self.switch_count(),
             "max_pause_s": round(self.max_pause_s, 3),
+            "cpu_heartbeat_late_s": {str(c): round(g, 3) for c, g in sorted(self.beat_gap_s.items())},
             "events": self.events,
         }
 
