@@ -74,7 +74,9 @@ def main() -> int:
 
         async def run() -> None:
             nonlocal start_s
-            params = StdioServerParameters(command=str(SCHEDCP), args=["serve", "--client", "bench"], env=dict(os.environ))
+            params = StdioServerParameters(
+                command=str(SCHEDCP), args=["serve", "--client", "bench"], env=dict(os.environ)
+            )
             t0 = time.perf_counter()
             async with Client(params) as client:
                 await client.list_tools()
@@ -94,7 +96,9 @@ def main() -> int:
     rows = []
     for name in TOOLS:
         d, m = summary(direct[name]), summary(over_mcp[name])
-        rows.append({"tool": name, "direct": d, "mcp_stdio": m, "ratio_median": round(m["median_ms"] / d["median_ms"], 2)})
+        rows.append(
+            {"tool": name, "direct": d, "mcp_stdio": m, "ratio_median": round(m["median_ms"] / d["median_ms"], 2)}
+        )
     record = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "calls_per_tool": args.calls,

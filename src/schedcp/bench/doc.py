@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from schedcp.bench.registry import all_workloads
+from schedcp.bench.variants import long_tail_variants
 
 HEADER = """# Benchmarks
 
@@ -54,7 +55,29 @@ def render() -> str:
         parts.append("| metric | unit | better | meaning |\n|---|---|---|---|")
         for m in info.metrics:
             parts.append(f"| `{m.name}` | {m.unit} | {m.better} | {m.description} |")
+    parts.append(VARIANTS_HEADER)
+    for v in long_tail_variants(1, 8):
+        parts.append(f"| `{v.name}` | {v.describe()} |")
     return "\n".join(parts) + "\n"
+
+
+VARIANTS_HEADER = """
+## Generated variants
+
+A policy tuned until it wins on the benchmarks above proves little: their long-tail batches tag
+every job with its size and always start the long job last, and a policy can fit exactly that.
+Generated variants change what a policy could have fitted: the program, the number of short
+jobs, one to three long jobs and their size, where the long jobs are in the start order, and no
+name tags. They are deterministic per seed (`schedcp.bench.variants`), run by name like any
+workload (`bench run long-tail-v1-3`), listed with `bench list --variants batch-long-tail
+[--seed N] [--count N]` and run as a set with `bench suite --policy P --variants
+batch-long-tail`. Sizes tiny, small (default) and medium set the work per job (the program's
+own unit at that size). Messaging and wakeup-latency variants are planned (issue 13).
+
+The first eight of seed 1:
+
+| workload | batch |
+|---|---|"""
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from schedcp.bench.variants import variant_workload
 from schedcp.bench.workload import Workload
 from schedcp.bench.workloads.build import Build
 from schedcp.bench.workloads.cgroup import CgroupWeights
@@ -24,7 +25,10 @@ def all_workloads() -> dict[str, Workload]:
 
 
 def get_workload(name: str) -> Workload:
+    """A workload by name: a fixed one (`bench list`), or a generated variant (long-tail-v1-3)."""
     workloads = all_workloads()
+    if name not in workloads and (variant := variant_workload(name)) is not None:
+        return variant
     if name not in workloads:
         raise SchedcpError(f"no workload named {name!r}; `schedcp bench list` shows them: {', '.join(workloads)}")
     return workloads[name]

@@ -16,10 +16,27 @@ bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: real workloads, 
 
 @bench_app.command("list")
 @handles_errors
-def bench_list(as_json: JsonOpt = False) -> None:
+def bench_list(
+    variants: Annotated[
+        str | None, typer.Option("--variants", help="list this class's generated variants instead (batch-long-tail)")
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, help="the variants' seed")] = 1,
+    count: Annotated[int, typer.Option(min=1, max=64, help="how many variants")] = 8,
+    as_json: JsonOpt = False,
+) -> None:
     """List the workloads with their metrics and what "better" means for each."""
     from schedcp.service import bench
 
+    if variants is not None:
+        with session(quiet=True) as ctx:
+            found = bench.list_variants(ctx, variants, seed, count)
+        if as_json:
+            emit_json(found)
+            return
+        for v in found.variants:
+            out.print(f"{v.name:18} {v.description}", highlight=False, soft_wrap=True)
+        out.print(f"[dim]`bench suite --policy P --variants {variants} --seed {seed} --count {count}` runs them all[/]")
+        return
     with session(quiet=True) as ctx:
         result = bench.list_workloads(ctx)
     if as_json:
@@ -90,6 +107,12 @@ def bench_suite(
     workload: Annotated[
         list[str] | None, typer.Option("--workload", "-w", help="workload (repeatable; default all)")
     ] = None,
+    variants: Annotated[
+        str | None,
+        typer.Option("--variants", help="run a class's generated variants (workloads no policy was tuned on)"),
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, help="the variants' seed")] = 1,
+    count: Annotated[int, typer.Option(min=1, max=64, help="how many variants")] = 8,
     set_: SetOpt = None,
     repeat: Annotated[int, typer.Option(min=1, max=100, help="measured runs a side, after one warm-up")] = 3,
     size: Annotated[Size | None, typer.Option(help="size for every workload (default: each one's default)")] = None,
@@ -105,6 +128,9 @@ def bench_suite(
     request = bench.SuiteRequest(
         policy=policy,
         workloads=workload or [],
+        variants=variants,
+        seed=seed,
+        count=count,
         tunables=dict(parse_assignments(set_)),
         repeat=repeat,
         size=size,

@@ -18,16 +18,17 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 import anyio.from_thread
 import anyio.to_thread
 
-from schedcp.service import Cancelled, CommandRunner, Context, Progress, SchedcpError, Settings
+from schedcp.service import Cancelled, CommandRunner, Context, Progress, SchedcpError, Settings, Where
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -76,7 +77,7 @@ class SharedSandbox:
             vm = self.lent or self._vm
             if vm is None:
                 stack = ExitStack()
-                vm = stack.enter_context(ctx.runner("sandbox"))
+                vm = stack.enter_context(Context.runner(ctx, "sandbox"))  # the base: boot one
                 self._stack, self._vm = stack, vm
             try:
                 yield vm
@@ -104,6 +105,35 @@ class SharedSandbox:
             stack.close()
 
 
+class _LeasingContext(Context):
+    """A service Context whose sandbox is the server's shared VM, leased only when the service
+    asks for it: a call refused on its input (an unknown workload, a failing compile) never
+    waits for the VM or boots one."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db_url: str | None,
+        progress: Callable[[Progress], None],
+        cancelled: Callable[[], bool],
+        shared: SharedSandbox,
+        holder: str,
+    ) -> None:
+        super().__init__(settings, db_url, progress=progress, cancelled=cancelled)
+        self._shared = shared
+        self._holder = holder
+
+    @contextlib.contextmanager
+    def runner(self, where: Where = "sandbox", shares: Sequence[Path] = ()) -> Iterator[CommandRunner]:
+        if where != "sandbox" or shares:  # this host, or a VM with the caller's folders: its own
+            with super().runner(where, shares) as runner:
+                yield runner
+            return
+        self.check()
+        with self._shared.lease(self, self._holder) as vm:
+            yield vm
+
+
 class Jobs:
     """Runs service functions for tool calls (see the module docstring)."""
 
@@ -112,11 +142,8 @@ class Jobs:
         self.db_url = db_url
         self.sandbox = sandbox
 
-    def context(self, progress: Callable[[Progress], None], cancelled: Callable[[], bool]) -> Context:
-        return Context(self.settings, self.db_url, progress=progress, cancelled=cancelled)
-
-    async def run(self, fn: Callable[[Context], T], *, sink: ProgressSink | None, vm: str | None = None) -> T:
-        """`fn(ctx)` in a worker thread; `vm` names the job when it needs the sandbox VM.
+    async def run(self, fn: Callable[[Context], T], *, sink: ProgressSink | None, job: str) -> T:
+        """`fn(ctx)` in a worker thread; `job` names it to whoever waits for the sandbox VM.
 
         Cancelling the awaiting task sets the flag the service checks at its next step, then waits
         (shielded) for the thread to finish its cleanup: the VM is stopped and any attached policy
@@ -134,11 +161,8 @@ class Jobs:
 
         def work() -> T:
             try:
-                ctx = self.context(progress, cancelled.is_set)
-                if vm is None:
-                    return fn(ctx)
-                with self.sandbox.lease(ctx, vm) as runner:
-                    return fn(ctx.lending(runner))
+                ctx = _LeasingContext(self.settings, self.db_url, progress, cancelled.is_set, self.sandbox, job)
+                return fn(ctx)
             finally:
                 finished.set()
 

@@ -229,7 +229,6 @@ class Tools:
         tool: str,
         args: dict[str, Any],
         fn: Callable[[Context], T],
-        vm: bool = False,
     ) -> T:
         """Run one service call for a tool: progress, cancellation, errors as ToolError, audit."""
         mark = _CALL.get()
@@ -245,9 +244,7 @@ class Tools:
                 await mctx.report_progress(step, None, message)
 
         try:
-            return await self.jobs.run(
-                fn, sink=sink if mctx is not None else None, vm=f"{tool} for {client}" if vm else None
-            )
+            return await self.jobs.run(fn, sink=sink if mctx is not None else None, job=f"{tool} for {client}")
         except anyio.get_cancelled_exc_class():
             outcome, error = "cancelled", "the client cancelled the call"
             raise
@@ -356,9 +353,7 @@ def build_server(config: ServeConfig) -> MCPServer[Any]:
             command=command, duration_s=duration_s, timeout_s=timeout_s, interval_s=interval_s, trace=trace
         )
         args = request.model_dump(mode="json", include={"command", "duration_s", "timeout_s", "interval_s", "trace"})
-        return await tools.call(
-            ctx, "analyze_workload", args, lambda c: analyze_svc.analyze_command(c, request), vm=True
-        )
+        return await tools.call(ctx, "analyze_workload", args, lambda c: analyze_svc.analyze_command(c, request))
 
     @tool("get_profile", READ_ONLY)
     async def get_profile(ctx: MCPContext, profile_id: ProfileId) -> WorkloadProfile:
@@ -525,8 +520,7 @@ def build_server(config: ServeConfig) -> MCPServer[Any]:
             policy=policy, tunables=dict(tunables), workload=workload, quick=quick, until=until
         )
         args = {"policy": policy, "tunables": tunables, "workload": workload, "quick": quick, "until": until}
-        kernel_side = until not in ("compile", "lint")  # the static stages need no VM
-        return await tools.call(ctx, "verify_policy", args, lambda c: verify_svc.verify(c, request), vm=kernel_side)
+        return await tools.call(ctx, "verify_policy", args, lambda c: verify_svc.verify(c, request))
 
     @tool("benchmark", ADDITIVE)
     async def benchmark(
@@ -545,7 +539,7 @@ def build_server(config: ServeConfig) -> MCPServer[Any]:
             workload=workload, policy=policy, tunables=dict(tunables), repeat=repeat, size=size
         )
         args = {"workload": workload, "policy": policy, "tunables": tunables, "repeat": repeat, "size": size}
-        return await tools.call(ctx, "benchmark", args, lambda c: bench_svc.run_benchmark(c, request), vm=True)
+        return await tools.call(ctx, "benchmark", args, lambda c: bench_svc.run_benchmark(c, request))
 
     # -- the runtime --
 
@@ -578,9 +572,7 @@ def build_server(config: ServeConfig) -> MCPServer[Any]:
             reason=reason or "deployed through the MCP server",
         )
         args = {"policy": policy, "tunables": tunables, "target": target, "canary": canary, "reason": reason}
-        return await tools.call(
-            ctx, "deploy_policy", args, lambda c: _deploy_or_undo(c, request), vm=target == "sandbox"
-        )
+        return await tools.call(ctx, "deploy_policy", args, lambda c: _deploy_or_undo(c, request))
 
     @tool("rollback", DESTRUCTIVE)
     async def rollback(
@@ -594,9 +586,7 @@ def build_server(config: ServeConfig) -> MCPServer[Any]:
             to_default=to_default, reason=reason or "rolled back through the MCP server", where=target
         )
         args = {"target": target, "to_default": to_default, "reason": reason}
-        return await tools.call(
-            ctx, "rollback", args, lambda c: runtime_svc.rollback(c, request), vm=target == "sandbox"
-        )
+        return await tools.call(ctx, "rollback", args, lambda c: runtime_svc.rollback(c, request))
 
     @tool("deployment_status", READ_ONLY)
     async def deployment_status(ctx: MCPContext, target: Target = "host") -> SchedulerStatus:
@@ -609,7 +599,6 @@ def build_server(config: ServeConfig) -> MCPServer[Any]:
             "deployment_status",
             {"target": target},
             lambda c: runtime_svc.status(c, target),
-            vm=target == "sandbox",
         )
 
     _forbid_unknown_arguments(server)

@@ -25,7 +25,7 @@ from schedcp.errors import Cancelled, DeployRefused, NotVerified, PolicyEjected,
 from schedcp.models import BootInfo, CommandResult
 from schedcp.models.bench import BenchResult
 from schedcp.models.deployment import SchedulerStatus
-from schedcp.models.profile import Target, WorkloadProfile
+from schedcp.models.profile import Target, Where, WorkloadProfile
 from schedcp.models.progress import Progress, ProgressFn
 from schedcp.models.vocabulary import SIZES, WORKLOAD_CLASSES, Size, TunableValue, WorkloadClass
 from schedcp.repository import WorkloadQuery
@@ -57,6 +57,7 @@ __all__ = [
     "Size",
     "Target",
     "TunableValue",
+    "Where",
     "WorkloadClass",
     "WorkloadProfile",
     "WorkloadQuery",

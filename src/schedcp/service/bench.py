@@ -18,6 +18,7 @@ from schedcp.bench.harness import run_ab
 from schedcp.bench.registry import all_workloads, get_workload
 from schedcp.bench.report import default_name, save_json, summary_markdown
 from schedcp.bench.report import plot as draw
+from schedcp.bench.variants import long_tail_variants, variant_names
 from schedcp.bpf.build import BuiltPolicy
 from schedcp.errors import SchedcpError, VersionNotFound
 from schedcp.fsutil import atomic_write
@@ -92,9 +93,50 @@ def run_benchmark(ctx: Context, request: BenchRunRequest) -> BenchRunResult:
     return BenchRunResult(result=result, json_path=json_path, plot=png, recorded_version=recorded)
 
 
+class VariantInfo(BaseModel):
+    name: str = Field(description="what `bench run` and `bench suite --workload` take")
+    description: str
+    family: str = Field(description="the program the jobs run")
+    short_jobs: int
+    long_jobs: int
+    factor: int = Field(description="a long job's work over a short job's")
+    order: str = Field(description="where the long jobs are in the start order")
+
+
+class VariantList(BaseModel):
+    workload_class: str
+    seed: int
+    variants: list[VariantInfo]
+
+
+def list_variants(ctx: Context, workload_class: str, seed: int = 1, count: int = 8) -> VariantList:
+    """A class's generated variants (workloads no policy was tuned on), deterministic per seed."""
+    names = variant_names(workload_class, seed, count)  # refuses a class without variants
+    specs = [s for s in long_tail_variants(seed, count) if s.name in names]
+    return VariantList(
+        workload_class=workload_class,
+        seed=seed,
+        variants=[
+            VariantInfo(
+                name=v.name,
+                description=v.describe(),
+                family=v.family,
+                short_jobs=v.short,
+                long_jobs=v.long,
+                factor=v.factor,
+                order=v.order,
+            )
+            for v in specs
+        ],
+    )
+
+
 class SuiteRequest(BaseModel):
     policy: str = Field(description="candidate policy (name or folder)")
-    workloads: list[str] = Field(default_factory=list, description="empty: every workload")
+    workloads: list[str] = Field(default_factory=list, description="empty: every workload (or the variants)")
+    variants: str | None = Field(None, description="also run this class's generated variants (bench list --variants)")
+    seed: int = Field(1, ge=0, description="the variants' seed")
+    count: int = Field(8, ge=1, le=64, description="how many variants")
     tunables: dict[str, TunableValue] = Field(default_factory=dict)
     repeat: int = Field(3, ge=1, le=100)
     size: Size | None = Field(None, description="for every workload that has it; None: each one's default")
@@ -110,7 +152,8 @@ class SuiteResult(BaseModel):
 
 def run_suite(ctx: Context, request: SuiteRequest) -> SuiteResult:
     """Default vs the policy on several workloads in one boot; writes each JSON + PNG and summary.md."""
-    names = request.workloads or list(all_workloads())
+    extra = variant_names(request.variants, request.seed, request.count) if request.variants else []
+    names = [*request.workloads, *extra] or list(all_workloads())
     chosen = [get_workload(n) for n in names]  # a bad name fails before anything boots
     results: list[BenchResult] = []
     with tempfile.TemporaryDirectory(prefix="schedcp-bench-") as tmp:

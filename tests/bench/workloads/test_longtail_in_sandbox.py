@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from schedcp.bench.registry import get_workload
+from schedcp.bench.variants import LongTailVariantWorkload
 from schedcp.bench.workloads.longtail import LongTailPython, LongTailSort, LongTailWorkload, parse_report
 from schedcp.sandbox import Sandbox
 
@@ -44,3 +46,24 @@ def test_long_tail_tiny_runs_in_the_sandbox_with_tagged_jobs(
     # All jobs are released together: everyone has run within a second of the release.
     assert max(j.start_s for j in report.jobs) < 1.0
     assert result.duration_s < 30, result.duration_s
+
+
+def test_a_generated_variant_runs_untagged_in_the_sandbox(vm: Sandbox, tmp_path: Path) -> None:
+    """long-tail-v1-5 (a sort batch, the long job spread into the start order) at size tiny: every
+    job runs as plain `sort`, so only its behaviour tells a policy which job is long."""
+    workload = get_workload("long-tail-v1-5")
+    assert isinstance(workload, LongTailVariantWorkload)
+    prepared = workload.prepare(vm, "tiny", tmp_path)
+    result = vm.run(prepared.argv, timeout=prepared.timeout_s)
+    metrics = workload.parse(result)
+    assert metrics["makespan_over_bound"] >= 0.95
+    report = parse_report(result, workload.variant, workload.info.name)
+    spec = workload.spec
+    assert (report.short_jobs, report.long_jobs, report.order, report.tags) == (
+        spec.short,
+        spec.long,
+        spec.order,
+        False,
+    )
+    assert {j.comm for j in report.jobs} == {"sort"}
+    assert report.long_job.cpu_s > max(j.cpu_s for j in report.jobs if not j.long)

@@ -1,4 +1,4 @@
-"""Long-tail batch driver: N short jobs and one long job, all released at once; standard library only.
+"""Long-tail batch driver: N short jobs and one (or a few) long jobs, all released at once; standard library only.
 
 Run in the guest as `/usr/bin/python3 -I longtail.py --variant compress --short 39 --factor 39 --unit 4`
 (it runs on any Linux host too: it needs only a writable temporary folder and the tools).
@@ -14,9 +14,12 @@ What it does, in order:
    host over 9p in the sandbox; loading them is not scheduling work).
 4. Forks every job; each child blocks on a shared pipe (the gate). Closing the gate's write end
    wakes all of them at once (pipe EOF wakes every reader), they record their first moment on a
-   CPU and exec. The long job is forked LAST, always: started first, a plain FIFO policy would
+   CPU and exec. By default the long job is forked LAST: started first, a plain FIFO policy would
    run it first by accident and look size-aware; last is the case where only knowing job sizes
-   (the tag) helps. Nothing of steps 1-3 is measured.
+   (the tag) helps. --order first|middle|spread and --long N (the variants a policy was not
+   tuned on) place N long jobs elsewhere in the fork order; --no-tags runs every job under the
+   tool's own name, so a policy must find the long jobs without being told. Nothing of steps
+   1-3 is measured.
 5. While the jobs run, the driver raises itself to SCHED_FIFO (when allowed) so that reaping,
    and with it each job's end time, does not depend on the policy under test; the jobs keep
    the normal policy (they were forked before).
@@ -25,7 +28,7 @@ What it does, in order:
 Timing: start_s is when the job's process first ran after the release, end_s when the driver
 reaped it, both relative to the release. lower_bound_s = max(largest job CPU time, total job
 CPU time / CPUs) from each job's rusage (os.wait4): no schedule can finish the batch sooner
-with the work this run actually did. long_job_s is the long job's end_s. effective_factor is
+with the work this run actually did. long_job_s is the (last) long job's end_s. effective_factor is
 the long job's CPU time over a short job's mean: below --factor where process start-up is a
 large part of a short job (slow under emulation), above it for sort (n log n).
 
@@ -238,6 +241,8 @@ class Setup:
     driver: Path
     seed: int
     unit: int
+    long_jobs: frozenset[int] = frozenset()  # the indices of the long jobs
+    tags: bool = True  # jobs run as lt_short_<tool> / lt_long_<tool>; False: as the tool itself
 
     @property
     def driver_pyc(self) -> Path:
@@ -250,12 +255,18 @@ class Variant:
     tag: str  # the tool's name in the comm: lt_short_<tag>; kept short (comm holds 15 characters)
     program: str  # what is executed (looked up on PATH), or "python" for this interpreter
     about: str
-    generate: Callable[[Setup, int, int], None]  # setup, short jobs, factor
+    generate: Callable[[Setup, int, int], None]  # setup, all jobs, factor
     job: Callable[[Setup, int, int, bool], JobSpec]  # setup, job index, work units, is long
     warmup: Callable[[Setup], list[str]]  # arguments for a tiny run of the tool
 
     def symlink(self, setup: Setup, long: bool) -> Path:
+        if not setup.tags:  # every job under the tool's own name: nothing tells their sizes
+            return setup.bin / self.plain
         return setup.bin / f"lt_{'long' if long else 'short'}_{self.tag}"
+
+    @property
+    def plain(self) -> str:
+        return "python3" if self.program == "python" else self.program
 
 
 def pool(setup: Setup) -> list[Path]:
@@ -303,10 +314,10 @@ def compile_sources(setup: Setup, index: int) -> Path:
     return setup.inputs / f"job-{index:03d}"
 
 
-def gen_c_files(setup: Setup, n_short: int, factor: int) -> None:
-    """Short job i compiles one file of --unit functions; the long job compiles factor such files."""
-    for index in range(n_short + 1):
-        files = factor if index == n_short else 1
+def gen_c_files(setup: Setup, n_jobs: int, factor: int) -> None:
+    """Short job i compiles one file of --unit functions; a long job compiles factor such files."""
+    for index in range(n_jobs):
+        files = factor if index in setup.long_jobs else 1
         for f in range(files):
             rng = rng_for(setup.seed, "c", index, f)
             write(compile_sources(setup, index) / f"m{f:03d}.c", c_file(rng, f"j{index}m{f}", setup.unit))
@@ -339,7 +350,7 @@ def job_compile(setup: Setup, index: int, units: int, long: bool) -> JobSpec:
     src = compile_sources(setup, index)
     out = setup.work / "out" / src.name
     out.mkdir(parents=True, exist_ok=True)
-    prefix = f"{setup.bin}/lt_{'long' if long else 'short'}_"
+    prefix = f"{setup.bin}/lt_{'long' if long else 'short'}_" if setup.tags else f"{setup.bin}/"
     return JobSpec([f"-B{prefix}", "-O2", "-c", *(str(p) for p in sorted(src.glob("*.c")))], str(out))
 
 
@@ -443,7 +454,7 @@ def resolve_program(variant: Variant) -> str:
 
 def make_symlinks(variant: Variant, setup: Setup, real: str) -> None:
     setup.bin.mkdir()
-    for long in (False, True):
+    for long in (False, True) if setup.tags else (False,):
         os.symlink(real, variant.symlink(setup, long))
     if variant.name == "compile":
         # gcc -B<bin>/lt_<kind>_ looks for <bin>/lt_<kind>_cc1 and _as before its own.
@@ -451,9 +462,9 @@ def make_symlinks(variant: Variant, setup: Setup, real: str) -> None:
         as_ = shutil.which("as")
         if not os.path.isabs(cc1) or as_ is None:
             raise SystemExit(f"longtail: cannot find cc1 ({cc1!r}) or as ({as_!r}) for the compile variant")
-        for kind in ("short", "long"):
-            os.symlink(os.path.realpath(cc1), setup.bin / f"lt_{kind}_cc1")
-            os.symlink(os.path.realpath(as_), setup.bin / f"lt_{kind}_as")
+        for prefix in ("lt_short_", "lt_long_") if setup.tags else ("",):
+            os.symlink(os.path.realpath(cc1), setup.bin / f"{prefix}cc1")
+            os.symlink(os.path.realpath(as_), setup.bin / f"{prefix}as")
 
 
 def job_env() -> dict[str, str]:
@@ -567,7 +578,7 @@ def summarise(variant: Variant, args: argparse.Namespace, jobs: list[Job], cpus:
     ends = [j.end or 0.0 for j in jobs]
     durations = [(j.end or 0.0) - (j.start or 0.0) for j in jobs]
     cpu = [j.cpu_s for j in jobs]
-    long_job = next(j for j in jobs if j.long)
+    long_job = max((j for j in jobs if j.long), key=lambda j: j.end or 0.0)  # the last to finish
     short_cpu = [j.cpu_s for j in jobs if not j.long]
     lower = max(max(cpu), sum(cpu) / cpus)
     makespan = max(ends)
@@ -578,6 +589,9 @@ def summarise(variant: Variant, args: argparse.Namespace, jobs: list[Job], cpus:
         "about": variant.about,
         "seed": args.seed,
         "short_jobs": args.short,
+        "long_jobs": args.long,
+        "order": args.order,
+        "tags": not args.no_tags,
         "factor": args.factor,
         "unit": args.unit,
         "cpus": cpus,
@@ -605,6 +619,23 @@ def summarise(variant: Variant, args: argparse.Namespace, jobs: list[Job], cpus:
     }
 
 
+ORDERS = ("last", "first", "middle", "spread")
+
+
+def long_positions(n_jobs: int, n_long: int, order: str) -> frozenset[int]:
+    """Which of n_jobs (in fork order) are the long ones: the last, the first, the middle ones,
+    or spread evenly. The order matters: forked last, only knowing sizes lets a policy run the
+    long job first; forked first, a plain FIFO runs it first by accident."""
+    if order == "first":
+        return frozenset(range(n_long))
+    if order == "middle":
+        start = (n_jobs - n_long) // 2
+        return frozenset(range(start, start + n_long))
+    if order == "spread":
+        return frozenset(round((k + 0.5) * n_jobs / n_long - 0.5) for k in range(n_long))
+    return frozenset(range(n_jobs - n_long, n_jobs))
+
+
 def run(args: argparse.Namespace) -> int:
     variant = VARIANTS[args.variant]
     cpus = len(os.sched_getaffinity(0))
@@ -612,23 +643,30 @@ def run(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix=f"longtail-{variant.name}-"))
     try:
         t_gen = time.monotonic()
-        setup = Setup(work, work / "in", work / "bin", work / "longtail.py", args.seed, args.unit)
+        n_jobs = args.short + args.long
+        long_jobs = long_positions(n_jobs, args.long, args.order)
+        setup = Setup(
+            work, work / "in", work / "bin", work / "longtail.py", args.seed, args.unit, long_jobs, not args.no_tags
+        )
         setup.inputs.mkdir()
         # The python jobs run this file's byte code from the tmpfs, compiled once here, not the
         # source from the (uncached) share it came from.
         shutil.copyfile(os.path.abspath(__file__), setup.driver)
         py_compile.compile(str(setup.driver), cfile=str(setup.driver_pyc), doraise=True)
         make_symlinks(variant, setup, real)
-        variant.generate(setup, args.short, args.factor)
+        variant.generate(setup, n_jobs, args.factor)
         input_bytes = sum(p.stat().st_size for p in setup.inputs.rglob("*") if p.is_file())
         digest = input_digest(setup.inputs) if args.print_input_digest else None
         (work / "err").mkdir()
         jobs = []
-        for i in range(args.short + 1):  # the long job last: see the module docstring
-            long = i == args.short
+        longs = shorts = 0
+        for i in range(n_jobs):  # in fork order; --order places the long jobs (module docstring)
+            long = i in long_jobs
+            name = (f"long-{longs}" if args.long > 1 else "long") if long else f"short-{shorts:02d}"
+            longs, shorts = longs + long, shorts + (not long)
             jobs.append(
                 Job(
-                    name="long" if long else f"short-{i:02d}",
+                    name=name,
                     long=long,
                     exe=variant.symlink(setup, long),
                     spec=variant.job(setup, i, args.unit * args.factor if long else args.unit, long),
@@ -698,6 +736,18 @@ def parser() -> argparse.ArgumentParser:
         type=positive,
         default=1,
         help="work of one short job: input files from the pool, or functions per C file for compile",
+    )
+    p.add_argument("--long", type=positive, default=1, help="number of long jobs (default 1)")
+    p.add_argument(
+        "--order",
+        choices=ORDERS,
+        default="last",
+        help="where the long jobs are in the fork order: last (default), first, middle, or spread evenly",
+    )
+    p.add_argument(
+        "--no-tags",
+        action="store_true",
+        help="every job runs under the tool's own name (no lt_short_/lt_long_ tags): sizes must be found",
     )
     p.add_argument("--seed", type=int, default=1, help="input generation seed (same seed, same bytes)")
     p.add_argument("--keep", action="store_true", help="keep the work folder (its path is in the JSON)")

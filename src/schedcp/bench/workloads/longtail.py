@@ -88,6 +88,9 @@ class LongTailReport(BaseModel):
     variant: str
     seed: int
     short_jobs: int = Field(ge=0)
+    long_jobs: int = Field(1, ge=1, description="long jobs in the batch (variants: 1-3)")
+    order: str = Field("last", description="where the long jobs were in the fork order")
+    tags: bool = Field(True, description="jobs ran as lt_short_/lt_long_<tool>; False: as the tool itself")
     factor: int = Field(ge=1)
     unit: int = Field(ge=1)
     cpus: int = Field(ge=1)
@@ -106,7 +109,8 @@ class LongTailReport(BaseModel):
 
     @property
     def long_job(self) -> LongTailJob:
-        return next(j for j in self.jobs if j.long)
+        """The long job that finished last (the only one, unless a variant has several)."""
+        return max((j for j in self.jobs if j.long), key=lambda j: j.end_s)
 
 
 def _close(a: float, b: float) -> bool:
@@ -144,15 +148,16 @@ def parse_report(result: CommandResult, variant: str, what: str) -> LongTailRepo
 
     if report.variant != variant:
         raise bad(f"variant {report.variant!r}, expected {variant!r}")
-    for flag, value in (("--short", report.short_jobs), ("--factor", report.factor), ("--unit", report.unit)):
+    shape = (("--short", report.short_jobs), ("--factor", report.factor), ("--unit", report.unit))
+    for flag, value in (*shape, ("--long", report.long_jobs)):
         asked = _argv_value(result.argv, flag)
         if asked is not None and asked != value:
             raise bad(f"the command asked for {flag} {asked}, the report says {value}")
     jobs = report.jobs
-    if len(jobs) != report.short_jobs + 1:
-        raise bad(f"{len(jobs)} jobs, expected {report.short_jobs} short + 1 long")
-    if sum(j.long for j in jobs) != 1:
-        raise bad(f"{sum(j.long for j in jobs)} long jobs, expected 1")
+    if len(jobs) != report.short_jobs + report.long_jobs:
+        raise bad(f"{len(jobs)} jobs, expected {report.short_jobs} short + {report.long_jobs} long")
+    if sum(j.long for j in jobs) != report.long_jobs:
+        raise bad(f"{sum(j.long for j in jobs)} long jobs, expected {report.long_jobs}")
     if len({j.name for j in jobs}) != len(jobs):
         raise bad("job names repeat")
     failed = [j for j in jobs if j.rc != 0]
@@ -196,13 +201,12 @@ class LongTailWorkload:
     info: WorkloadInfo
 
     def __init__(self) -> None:
-        cls = type(self)
         self.info = WorkloadInfo(
-            name=f"long-tail-{cls.variant}",
+            name=f"long-tail-{self.variant}",
             version=VERSION,
             summary=(
-                f"long-tail batch: short jobs and one long job (tagged lt_short_/lt_long_{cls.tool} by name) "
-                f"started at once, each {cls.does}; makespan against max(longest job, work / CPUs)"
+                f"long-tail batch: short jobs and one long job (tagged lt_short_/lt_long_{self.tool} by name) "
+                f"started at once, each {self.does}; makespan against max(longest job, work / CPUs)"
             ),
             workload_class=WORKLOAD_CLASS,
             metrics=[
@@ -254,12 +258,16 @@ class LongTailWorkload:
                 raise WorkloadOutputError("cannot count the runner's CPUs with nproc", res) from exc
         shape = self.shape(size, cpus)
         driver = runner.stage(guest_file(DRIVER))
-        argv = [GUEST_PYTHON, "-I", driver, "--variant", self.variant, *shape.args(), "--seed", "1"]
+        argv = self.driver_argv(driver, shape)
         return Prepared(
             argv=argv,
             files={"driver": driver, "shape": shlex.join(shape.args())},
             timeout_s=shape.timeout_s,
         )
+
+    def driver_argv(self, driver: str, shape: Shape) -> list[str]:
+        """The guest command for one run (generated variants add their order and untagged names)."""
+        return [GUEST_PYTHON, "-I", driver, "--variant", self.variant, *shape.args(), "--seed", "1"]
 
     def parse(self, result: CommandResult) -> dict[str, float]:
         report = parse_report(result, self.variant, self.info.name)
